@@ -1,0 +1,52 @@
+from django.db import models
+
+from workspaces.models import TenantModel
+
+
+class Job(TenantModel):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    task = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    priority = models.SmallIntegerField(default=0)
+    run_after = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    last_error = models.TextField(blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # NULL, not "": the partial unique constraint must ignore jobs without a key.
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim query (jobs/sql/queries.sql, claim_jobs): queued jobs due now, in order.
+            models.Index(
+                fields=["status", "run_after", "created_at"],
+                name="job_claim_queued",
+                condition=models.Q(status="queued"),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_key"],
+                name="job_dedupe_key_active",
+                condition=models.Q(status__in=["queued", "running"], dedupe_key__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                name="job_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.task} #{self.pk} ({self.status})"

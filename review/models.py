@@ -1,0 +1,62 @@
+from django.conf import settings
+from django.db import models
+
+from workspaces.models import TenantModel
+
+
+class ReviewReason(models.TextChoices):
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    ALWAYS_REVIEW = "always_review", "Field always reviewed"
+    UNGROUNDED = "ungrounded", "Evidence not found"
+    CONFLICT = "conflict", "Conflicts with a verified value"
+    AUDIT_SAMPLE = "audit_sample", "Audit sample"
+    ASSOCIATION = "association", "Deal association"
+    FACT_CONFLICT = "fact_conflict", "Deal facts disagree"
+    CRM_CONFLICT = "crm_conflict", "CRM write conflict"
+    JOB_FAILED = "job_failed", "Job failed"
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class ReviewItem(TenantModel):
+    Reason = ReviewReason
+    Status = ReviewStatus
+
+    thread = models.ForeignKey(
+        "threads.Thread", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
+    )
+    field_value = models.ForeignKey(
+        "extraction.FieldValue", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
+    )
+    reason = models.CharField(max_length=32, choices=ReviewReason.choices)
+    status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
+    payload_json = models.JSONField(default=dict, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every decision; a decision names the version it saw (optimistic locking).
+    version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The review queue: a workspace's open items, newest first.
+            models.Index(fields=["workspace", "status", "-created_at"], name="review_ws_status_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(reason__in=ReviewReason.values), name="review_reason_valid"),
+            models.CheckConstraint(condition=models.Q(status__in=ReviewStatus.values), name="review_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_reason_display()} ({self.status})"

@@ -1,0 +1,61 @@
+"""The per-request workspace context that row-level security reads."""
+
+from django.db import transaction
+from django.http import Http404
+
+from workspaces.models import Workspace
+from workspaces.rls import set_request_context
+from workspaces.selectors import membership_get
+
+SESSION_KEY = "workspace_id"
+URL_PREFIX = "/w/"
+
+
+class WorkspaceContextMiddleware:
+    """Open the request's transaction and set the user and workspace in it, locally.
+
+    The workspace is the one in the URL (``/w/<slug>/...``) or, elsewhere (the admin),
+    the one chosen in the session; either way only after checking the user's membership.
+    ``set_config(..., true)`` ends with the transaction, so a pooled connection cannot
+    carry one request's workspace into the next. Without a membership there is no
+    context, and row-level security then shows zero rows.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with transaction.atomic():
+            user = request.user
+            user_id = user.pk if user.is_authenticated else None
+            set_request_context(workspace_id=None, user_id=user_id)
+            request.workspace, request.membership = self._resolve(request, user)
+            if request.workspace is not None:
+                set_request_context(workspace_id=request.workspace.pk, user_id=user_id)
+            return self.get_response(request)
+
+    def _resolve(self, request, user):
+        if not user.is_authenticated:
+            return None, None
+        slug = _slug_from_path(request.path_info)
+        if slug is not None:
+            workspace = Workspace.objects.filter(slug=slug).first()
+            membership = workspace and membership_get(user=user, workspace_id=workspace.pk)
+            if not membership:
+                raise Http404("No such workspace")
+            request.session[SESSION_KEY] = workspace.pk
+            return workspace, membership
+        workspace_id = request.session.get(SESSION_KEY)
+        membership = workspace_id and membership_get(user=user, workspace_id=workspace_id)
+        if not membership:
+            membership = user.memberships.order_by("workspace__name").first()
+        if not membership:
+            return None, None
+        request.session[SESSION_KEY] = membership.workspace_id
+        return Workspace.objects.get(pk=membership.workspace_id), membership
+
+
+def _slug_from_path(path: str) -> str | None:
+    if not path.startswith(URL_PREFIX):
+        return None
+    return path[len(URL_PREFIX) :].split("/", 1)[0] or None

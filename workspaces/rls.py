@@ -1,0 +1,116 @@
+"""Row-level security: the per-transaction workspace context and the migration operation.
+
+django-rls is not used: its context is set with session-level ``set_config(..., false)``
+(which a pooled connection would carry into the next request), its policies cast to
+integer where our keys are bigint, and it needs its own database backend and model
+metaclass. The two small pieces it would give us are here instead.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection, transaction
+from django.db.migrations.operations.base import Operation
+from psycopg import sql
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+WORKSPACE_SETTING = "app.workspace_id"
+USER_SETTING = "app.user_id"
+
+
+def _set_local(name: str, value) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, "" if value is None else str(value)])
+
+
+def _current(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true)", [name])
+        return cursor.fetchone()[0] or ""
+
+
+@contextmanager
+def workspace_context(workspace, *, user=None):
+    """Run the block in a transaction whose rows are those of ``workspace`` only.
+
+    The setting is transaction-local, so it ends with the transaction and a pooled
+    connection never carries it further. Nested use restores the outer workspace on exit.
+    """
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    with transaction.atomic():
+        previous = _current(WORKSPACE_SETTING)
+        _set_local(WORKSPACE_SETTING, workspace_id)
+        if user is not None:
+            _set_local(USER_SETTING, user.pk)
+        yield
+        # Only on success: after an exception the (sub)transaction rolls back, and with it
+        # the setting, since PostgreSQL undoes set_config on ROLLBACK TO SAVEPOINT.
+        _set_local(WORKSPACE_SETTING, previous or None)
+
+
+def set_request_context(*, workspace_id: int | None, user_id: int | None) -> None:
+    """Inside the request's transaction: the user (for their own memberships) and workspace."""
+    _set_local(USER_SETTING, user_id)
+    _set_local(WORKSPACE_SETTING, workspace_id)
+
+
+def load_sql(name: str, **identifiers: str) -> sql.Composed:
+    """Read sql/<name>.sql and fill its {placeholders} with quoted identifiers."""
+    text = (SQL_DIR / f"{name}.sql").read_text()
+    return sql.SQL(text).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
+
+
+class RunSQLFile(Operation):
+    """Run named SQL files (forward, backward) from workspaces/sql; no change to model state.
+
+    The files may use {table} (the db_table of ``model_name`` in ``app_label``) and
+    {app_role} (the role the web and worker connect as).
+    """
+
+    reduces_to_sql = True
+    reversible = True
+
+    def __init__(self, forward: str, backward: str, model_name: str | None = None):
+        self.forward, self.backward, self.model_name = forward, backward, model_name
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def _run(self, app_label, schema_editor, state, file_name):
+        from django.conf import settings
+
+        identifiers = {"app_role": settings.DATABASE_APP_ROLE}
+        if self.model_name:
+            identifiers["table"] = state.apps.get_model(app_label, self.model_name)._meta.db_table
+        statement = load_sql(file_name, **identifiers)
+        schema_editor.execute(statement.as_string(schema_editor.connection.connection), params=None)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._run(app_label, schema_editor, to_state, self.forward)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self._run(app_label, schema_editor, from_state, self.backward)
+
+    def describe(self):
+        return f"Run {self.forward}.sql" + (f" on {self.model_name}" if self.model_name else "")
+
+    def deconstruct(self):
+        kwargs = {"forward": self.forward, "backward": self.backward}
+        if self.model_name:
+            kwargs["model_name"] = self.model_name
+        return self.__class__.__name__, [], kwargs
+
+
+class EnableTenantRLS(RunSQLFile):
+    """ENABLE and FORCE row-level security on a tenant table, with the workspace policy."""
+
+    def __init__(self, model_name: str):
+        super().__init__("tenant_rls_enable", "tenant_rls_disable", model_name=model_name)
+
+    def describe(self):
+        return f"Enable workspace row-level security on {self.model_name}"
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.model_name], {}
