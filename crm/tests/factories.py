@@ -1,0 +1,16 @@
+import factory
+
+from crm.models import CrmWriteLog
+from workspaces.tests.factories import WorkspaceFactory
+
+
+class CrmWriteLogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CrmWriteLog
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    crm = CrmWriteLog.Crm.DRY_RUN
+    action = CrmWriteLog.Action.UPDATE_DEAL
+    idempotency_key = factory.Sequence(lambda n: f"key-{n}")
+    payload_hash = "0" * 64
+    payload_json = factory.LazyFunction(lambda: {"amount": 40000})

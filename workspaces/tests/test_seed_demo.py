@@ -1,0 +1,28 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from workspaces.models import Membership, Workspace
+from workspaces.rls import workspace_context
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_accounts_once_and_prints_passwords_once():
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    first = out.getvalue()
+    assert "demo-admin / " in first and "demo-reviewer / " in first
+    password = first.split("demo-admin / ")[1].split()[0]
+    assert get_user_model().objects.get(username="demo-admin").check_password(password)
+
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert " / " not in out.getvalue()
+    assert "changepassword demo-admin" in out.getvalue()
+    workspace = Workspace.objects.get(slug="demo")
+    with workspace_context(workspace):
+        roles = dict(Membership.objects.values_list("user__username", "role"))
+    assert roles == {"demo-admin": "admin", "demo-reviewer": "reviewer"}
