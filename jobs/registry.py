@@ -1,12 +1,15 @@
 """Task functions by name: ``@task("extract_thread", max_attempts=5, timeout=300)``.
 
 A handler takes ``(payload: dict, *, job)`` and runs inside its job's workspace context.
+The worker imports every installed app's ``tasks`` module (``autodiscover``), plus the
+modules named in ``settings.JOBS_EXTRA_TASK_MODULES``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,14 @@ def task_get(name: str) -> TaskSpec | None:
 
 def task_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def autodiscover() -> list[str]:
+    """Import ``<app>.tasks`` for every installed app and the extra task modules."""
+    from django.conf import settings
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("tasks")
+    for module in getattr(settings, "JOBS_EXTRA_TASK_MODULES", []):
+        import_module(module)
+    return task_names()
