@@ -337,10 +337,8 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
 
         def restore():
-            signal.setitimer(signal.ITIMER_REAL, 0)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -370,8 +368,11 @@ class Worker:
 
     @contextmanager
     def _deadline(self, seconds: float):
+        """SIGALRM interrupts the handler after ``seconds`` (or the shutdown grace, whichever
+        request_stop sets); only the main thread receives signals, elsewhere no deadline."""
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
+            previous = signal.signal(signal.SIGALRM, self._on_alarm)
             self._alarm_reason = "timeout"
             signal.setitimer(signal.ITIMER_REAL, seconds)
         self._in_handler = True
@@ -381,6 +382,7 @@ class Worker:
             self._in_handler = False
             if in_main:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
 
 
 class _Heartbeat(threading.Thread):
