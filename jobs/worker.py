@@ -242,6 +242,9 @@ class Worker:
         except ShutdownTimeout:
             self._safe(self.release, [job])
             return "released"
+        except WorkerExit:
+            self._safe(self.release, [job])  # its writes rolled back; it runs again elsewhere
+            raise
         except Exception as exc:
             if committed:
                 return "succeeded"
