@@ -100,7 +100,7 @@ def job_retry(*, job: Job, actor=None) -> Job:
             raise JobError(f"job {job.pk} is not failed or cancelled")
         _notify()
         audit_event_record(workspace_id=job.workspace_id, type="job.retried", actor=actor, job_id=job.pk)
-    job.refresh_from_db()
+        job.refresh_from_db()
     return job
 
 
@@ -114,7 +114,7 @@ def job_cancel(*, job: Job, actor=None) -> Job:
         if not count:
             raise JobError(f"job {job.pk} is already {Job.objects.get(pk=job.pk).status}")
         audit_event_record(workspace_id=job.workspace_id, type="job.cancelled", actor=actor, job_id=job.pk)
-    job.refresh_from_db()
+        job.refresh_from_db()
     return job
 
 
