@@ -39,12 +39,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from jobs import db
 from jobs.registry import task_get
 from review.models import ReviewItem
-from workspaces.rls import workspace_context
+from workspaces.rls import WORKSPACE_SETTING, workspace_context
 from workspaces.services import audit_event_record
 
 log = logging.getLogger("jobs.worker")
@@ -124,6 +124,7 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (or drained, with ``batch``); return the number of jobs run."""
         restore = self._install_signals()
+        restore_max_age = self._keep_connection()
         heartbeat = _Heartbeat(self)
         heartbeat.start()
         self._listener = self._open_listener() if self.listen and not self.batch else None
@@ -131,7 +132,6 @@ class Worker:
                  self.prefetch, self.lease_seconds)  # fmt: skip
         try:
             while not self.stopping and not self._reached_max():
-                close_old_connections()
                 if not self._claimed:
                     self._claimed.extend(self.claim(self._claim_limit()))
                 if self._claimed:
@@ -139,6 +139,9 @@ class Worker:
                 elif self.batch:
                     break
                 else:
+                    # Check the connection (health, age) when idle, not before every job: the
+                    # check is a round trip, and a broken connection shows up as an error anyway.
+                    close_old_connections()
                     self._wait()
         except WorkerExit:
             log.warning("worker %s: second signal, exiting now", self.worker_id)
@@ -146,6 +149,7 @@ class Worker:
             self._release_all()
             heartbeat.stop()
             self._close_listener()
+            restore_max_age()
             restore()
         log.info("worker %s stopped after %s jobs", self.worker_id, self.processed)
         return self.processed
@@ -231,8 +235,7 @@ class Worker:
             return self._fail(job, "the worker running the last attempt was lost (lease expired)")
         committed = False
         try:
-            with self._deadline(spec.timeout), workspace_context(job.workspace_id):
-                self._set_statement_timeout(spec.timeout)
+            with self._deadline(spec.timeout), self._job_context(job, spec.timeout):
                 spec.func(job.payload, job=job)
                 if not db.fetch("finish_job", {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}):
                     raise LeaseLost(job.id)
@@ -271,9 +274,33 @@ class Worker:
             return "lease_lost"
         return "failed" if rows[0][0] == "failed" else "retry"
 
-    def _set_statement_timeout(self, timeout: float) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout * 1000)}ms"])
+    @contextmanager
+    def _job_context(self, job: ClaimedJob, timeout: float):
+        """The handler's transaction: the job's workspace context, with the task's timeout as
+        the statement timeout. It is what ``workspace_context`` sets; at the top level there
+        is no outer workspace to save and restore, so one statement sets both (inside an
+        outer transaction, as in some tests, workspace_context itself is used)."""
+        if connection.in_atomic_block:
+            with workspace_context(job.workspace_id):
+                _set_configs({"statement_timeout": f"{int(timeout * 1000)}ms"})
+                yield
+            return
+        with transaction.atomic():
+            _set_configs({WORKSPACE_SETTING: str(job.workspace_id), "statement_timeout": f"{int(timeout * 1000)}ms"})
+            yield
+
+    def _keep_connection(self):
+        """Keep this process's connections open between jobs (Django's default max age of 0
+        would reconnect for every job); close_old_connections still retires broken ones."""
+        saved = connection.settings_dict["CONN_MAX_AGE"]
+        connection.settings_dict["CONN_MAX_AGE"] = settings.JOBS_CONN_MAX_AGE
+        if connection.connection is not None and not connection.in_atomic_block:
+            connection.close()  # opened with the old max age; reopen with the new one
+
+        def restore():
+            connection.settings_dict["CONN_MAX_AGE"] = saved
+
+        return restore
 
     def _forget(self, ids) -> None:
         with self._held_lock:
@@ -409,6 +436,13 @@ class _Heartbeat(threading.Thread):
     def stop(self):
         self._stop_event.set()
         self.join(timeout=5)
+
+
+def _set_configs(values: dict[str, str]) -> None:
+    """Set several transaction-local settings in one round trip."""
+    selects = ", ".join(["set_config(%s, %s, true)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {selects}", [x for item in values.items() for x in item])  # noqa: S608
 
 
 def _claimed(row) -> ClaimedJob:
