@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from psycopg import sql
@@ -31,3 +32,23 @@ def queue_role():
         # Inside an outer transaction SET LOCAL would last until it ends; RESET ROLE goes
         # back to the login (app) role now. On an exception the rollback undoes the SET.
         cursor.execute("RESET ROLE")
+
+
+def queue_fetch(name: str, params: dict) -> list[tuple]:
+    """Run the named query as the queue role, in one round trip.
+
+    ``SET LOCAL ROLE`` and the query go as one simple-query message (parameters bound on
+    the client by psycopg's ClientCursor), which PostgreSQL runs as one implicit
+    transaction: the role ends with it, and nothing else runs as the queue role. This is
+    what makes an idle worker's claim one round trip instead of five (BEGIN, SET, query,
+    RESET, COMMIT). Inside an outer transaction (tests) it falls back to ``queue_role()``.
+    """
+    if connection.in_atomic_block:
+        with queue_role():
+            return fetch(name, params)
+    connection.ensure_connection()
+    statement = sql.SQL("SET LOCAL ROLE {}; ").format(sql.Identifier(settings.DATABASE_QUEUE_ROLE))
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        cursor.execute(statement + sql.SQL(query(name)), params)
+        cursor.nextset()  # past the SET's empty result
+        return cursor.fetchall()

@@ -169,8 +169,7 @@ class Worker:
         if limit <= 0 or not self.tasks:
             return []
         params = {"limit": limit, "tasks": self.tasks, "worker": self.worker_id, "lease_seconds": self.lease_seconds}
-        with db.queue_role():
-            rows = db.fetch("claim_jobs", params)
+        rows = db.queue_fetch("claim_jobs", params)
         jobs = sorted((_claimed(row) for row in rows), key=lambda j: (-j.priority, j.id))
         with self._held_lock:
             self._held.update((j.id, j.attempt) for j in jobs)
@@ -183,8 +182,7 @@ class Worker:
         if not held:
             return set()
         params = {"ids": list(held), "attempts": list(held.values()), "worker": self.worker_id}
-        with db.queue_role():
-            kept = {row[0] for row in db.fetch("heartbeat", {**params, "lease_seconds": self.lease_seconds})}
+        kept = {row[0] for row in db.queue_fetch("heartbeat", {**params, "lease_seconds": self.lease_seconds})}
         lost = set(held) - kept
         if lost:
             log.warning("worker %s lost the lease of jobs %s", self.worker_id, sorted(lost))
@@ -196,8 +194,7 @@ class Worker:
         if not jobs:
             return []
         params = {"ids": [j.id for j in jobs], "attempts": [j.attempt for j in jobs], "worker": self.worker_id}
-        with db.queue_role():
-            released = [row[0] for row in db.fetch("release_jobs", params)]
+        released = [row[0] for row in db.queue_fetch("release_jobs", params)]
         self._forget(j.id for j in jobs)
         return released
 
