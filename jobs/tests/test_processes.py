@@ -161,3 +161,18 @@ def test_a_second_signal_exits_at_once_and_releases_the_job(workers, tmp_path):
     worker.proc.wait(timeout=5)
     [back] = _jobs()
     assert (back.status, back.attempts) == ("queued", 0), worker.output()
+
+
+def test_a_long_job_keeps_its_lease_by_heartbeat(workers, tmp_path):
+    ws = WorkspaceFactory()
+    marker = tmp_path / "started"
+    with workspace_context(ws):
+        job = enqueue("test.sleep", workspace=ws, payload={"seconds": 3, "marker": str(marker)})
+    runner = workers("runner", "--lease-seconds", "1")
+    assert _until(lambda: marker.with_suffix(f".{job.pk}.1").exists(), timeout=20), runner.output()
+    workers("thief", "--lease-seconds", "1")  # would reclaim the job if its lease ran out
+    assert _until(lambda: _jobs()[0].status == "succeeded", timeout=20), runner.output()
+    [done] = _jobs()
+    assert (done.attempts, done.locked_by) == (1, "runner")
+    assert not marker.with_suffix(f".{job.pk}.2").exists()
+    assert _ran([ws.pk]) == [(job.pk, 1)]

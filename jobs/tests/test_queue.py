@@ -234,3 +234,54 @@ def test_runworker_rejects_unknown_tasks(transactional_db):
 
     with pytest.raises(CommandError, match="unknown tasks: nope"):
         call_command("runworker", batch=True, tasks="nope")
+
+
+# --- wake-up -------------------------------------------------------------------------------------
+
+
+def _run_in_thread(worker):
+    import threading
+
+    def target():
+        try:
+            worker.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(("listen", "poll", "within"), [(True, 30, 2.0), (False, 0.3, 2.0)])
+def test_an_idle_worker_wakes_on_notify_or_by_polling(workspace, make_worker, listen, poll, within):
+    import time
+
+    worker = make_worker(batch=False, max_jobs=1, listen=listen, poll_seconds=poll)
+    thread = _run_in_thread(worker)
+    time.sleep(0.5)  # idle, waiting
+    job = _enqueue(workspace)
+    thread.join(timeout=within)
+    assert not thread.is_alive(), "the worker did not pick the job up in time"
+    assert _job(job.pk).status == "succeeded"
+
+
+def test_one_structured_log_line_per_job(workspace, make_worker, caplog):
+    import json
+
+    job = _enqueue(workspace, "test.noop")
+    with caplog.at_level("INFO", logger="jobs.worker"):
+        make_worker(worker_id="w-log").run()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job ")]
+    fields = json.loads(line[len("job ") :])
+    assert fields.keys() == {"task", "workspace", "job_id", "attempt", "duration_ms", "outcome", "worker"}
+    assert (fields["job_id"], fields["workspace"], fields["outcome"]) == (job.pk, workspace.pk, "succeeded")
+
+
+def test_the_queue_role_ends_with_its_statement(workspace, make_worker):
+    _enqueue(workspace)
+    assert len(make_worker().claim(10)) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == connection.settings_dict["USER"]
+    assert Job.objects.count() == 0
