@@ -54,17 +54,16 @@ def enqueue(
         "dedupe_key": dedupe_key,
         "channel": NOTIFY_CHANNEL,
     }
-    try:
-        rows = fetch("enqueue_job", params)
-    except ProgrammingError as exc:
-        if "row-level security" in str(exc):
-            raise EnqueueOutsideWorkspace(
-                f"enqueue({task!r}) must run inside workspace_context(workspace {workspace_id}): "
-                "jobs_job is under row-level security"
-            ) from exc
-        raise
-    if not rows:
-        return Job.objects.get(workspace_id=workspace_id, dedupe_key=dedupe_key, status__in=ACTIVE)
+    for _ in range(3):
+        rows = _insert(params)
+        if rows:
+            break
+        # The dedupe key is taken: return that job, unless it finished in the meantime.
+        existing = Job.objects.filter(workspace_id=workspace_id, dedupe_key=dedupe_key, status__in=ACTIVE).first()
+        if existing:
+            return existing
+    else:
+        raise JobError(f"enqueue({task!r}): dedupe key {dedupe_key!r} keeps changing hands")
     job_id, run_after_db, created_at = rows[0][:3]
     return Job(
         id=job_id,
@@ -77,6 +76,18 @@ def enqueue(
         dedupe_key=dedupe_key,
         created_at=created_at,
     )
+
+
+def _insert(params: dict) -> list[tuple]:
+    try:
+        return fetch("enqueue_job", params)
+    except ProgrammingError as exc:
+        if "row-level security" in str(exc):
+            raise EnqueueOutsideWorkspace(
+                f"enqueue({params['task']!r}) must run inside workspace_context(workspace "
+                f"{params['workspace_id']}): jobs_job is under row-level security"
+            ) from exc
+        raise
 
 
 def job_retry(*, job: Job, actor=None) -> Job:

@@ -115,6 +115,7 @@ class Worker:
         self._held: dict[int, int] = {}  # job id -> attempt, for the heartbeat
         self._held_lock = threading.Lock()
         self._current: ClaimedJob | None = None
+        self._current_started = 0.0
         self._alarm_reason = "timeout"
         self._in_handler = False
         self._listener = None
@@ -130,18 +131,20 @@ class Worker:
         self._listener = self._open_listener() if self.listen and not self.batch else None
         log.info("worker %s started: tasks=%s prefetch=%s lease=%ss", self.worker_id, ",".join(self.tasks),
                  self.prefetch, self.lease_seconds)  # fmt: skip
+        if not self.tasks:
+            log.warning("worker %s: no task is registered, nothing will be claimed", self.worker_id)
         try:
             while not self.stopping and not self._reached_max():
-                if not self._claimed:
-                    self._claimed.extend(self.claim(self._claim_limit()))
-                if self._claimed:
-                    self.run_job(self._claimed.popleft())
-                elif self.batch:
-                    break
-                else:
-                    # Check the connection (health, age) when idle, not before every job: the
-                    # check is a round trip, and a broken connection shows up as an error anyway.
-                    close_old_connections()
+                try:
+                    if not self._step():
+                        break
+                except DatabaseError:
+                    # The database went away or restarted: log, reconnect after a pause, go on.
+                    # Whatever this worker had claimed comes back when its lease runs out.
+                    log.exception("worker %s: database error, retrying in %ss", self.worker_id, self.poll_seconds)
+                    connection.close()
+                    if self.batch:
+                        raise
                     self._wait()
         except WorkerExit:
             log.warning("worker %s: second signal, exiting now", self.worker_id)
@@ -153,6 +156,21 @@ class Worker:
             restore()
         log.info("worker %s stopped after %s jobs", self.worker_id, self.processed)
         return self.processed
+
+    def _step(self) -> bool:
+        """Run one claimed job, or claim, or wait; False when a batch run is drained."""
+        if not self._claimed:
+            self._claimed.extend(self.claim(self._claim_limit()))
+        if self._claimed:
+            self.run_job(self._claimed.popleft())
+        elif self.batch:
+            return False
+        else:
+            # Check the connection (health, age) when idle, not before every job: the check
+            # is a round trip, and a broken connection shows up as an error anyway.
+            close_old_connections()
+            self._wait()
+        return True
 
     def _reached_max(self) -> bool:
         return self.max_jobs is not None and self.processed >= self.max_jobs
@@ -176,9 +194,21 @@ class Worker:
         return jobs
 
     def heartbeat(self) -> set[int]:
-        """Extend every lease this worker holds; forget (and return) those it lost."""
+        """Extend every lease this worker holds; forget (and return) those it lost.
+
+        A job that has run past its task's timeout plus one lease is no longer extended: its
+        handler is wedged where SIGALRM cannot reach it, and another worker should take over.
+        """
         with self._held_lock:
             held = dict(self._held)
+        current, started = self._current, self._current_started
+        if current is not None and current.id in held:
+            spec = task_get(current.task)
+            if spec and time.monotonic() - started > spec.timeout + self.lease_seconds:
+                log.warning(
+                    "worker %s: job %s overran its timeout; letting its lease lapse", self.worker_id, current.id
+                )
+                held.pop(current.id)
         if not held:
             return set()
         params = {"ids": list(held), "attempts": list(held.values()), "worker": self.worker_id}
@@ -200,9 +230,11 @@ class Worker:
 
     def run_job(self, job: ClaimedJob) -> str:
         """Run one claimed job to an outcome and log one line about it."""
-        started, self._current = time.monotonic(), job
+        started = self._current_started = time.monotonic()
+        self._current = job
         try:
-            outcome = self._run(job)
+            # Still ours? A heartbeat may have found it cancelled or taken over meanwhile.
+            outcome = self._run(job) if job.id in self._held else "lease_lost"
         finally:
             self._current = None
             self._forget([job.id])
