@@ -285,3 +285,35 @@ def test_the_queue_role_ends_with_its_statement(workspace, make_worker):
         cursor.execute("SELECT current_user")
         assert cursor.fetchone()[0] == connection.settings_dict["USER"]
     assert Job.objects.count() == 0
+
+
+def test_a_wedged_job_stops_being_extended(workspace, make_worker):
+    import time
+
+    job = _enqueue(workspace, "test.slow")  # timeout 0.5s
+    worker = make_worker(lease_seconds=5)
+    [claimed] = worker.claim(10)
+    before = _job(job.pk).lease_expires_at
+    worker._current, worker._current_started = claimed, time.monotonic() - 60
+    worker.heartbeat()
+    assert _job(job.pk).lease_expires_at == before  # left to lapse, then another worker takes it
+
+
+def test_the_worker_carries_on_after_a_database_error(workspace, make_worker, monkeypatch):
+    from django.db import OperationalError
+
+    from jobs.worker import Worker
+
+    job = _enqueue(workspace)
+    real_claim, calls = Worker.claim, []
+
+    def flaky_claim(self, limit):
+        calls.append(limit)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_claim(self, limit)
+
+    monkeypatch.setattr(Worker, "claim", flaky_claim)
+    worker = make_worker(batch=False, max_jobs=1, poll_seconds=0.1, listen=False)
+    assert worker.run() == 1
+    assert _job(job.pk).status == "succeeded" and len(calls) == 2
