@@ -50,6 +50,7 @@ from workspaces.services import audit_event_record
 log = logging.getLogger("jobs.worker")
 
 ERROR_LIMIT = 4000  # characters of error and traceback kept on the job row
+PREFETCH_SECONDS = 0.5  # at most about this much work is claimed ahead (see _claim_limit)
 
 
 class LeaseLost(Exception):
@@ -103,7 +104,8 @@ class Worker:
     ):
         self.tasks = tasks
         self.batch, self.max_jobs = batch, max_jobs
-        self.prefetch = prefetch or settings.JOBS_PREFETCH
+        # An explicit prefetch is used as given; by default it adapts (see _claim_limit).
+        self.prefetch, self.adaptive = prefetch or settings.JOBS_PREFETCH, prefetch is None
         self.lease_seconds = lease_seconds or settings.JOBS_LEASE_SECONDS
         self.poll_seconds = poll_seconds if poll_seconds is not None else settings.JOBS_POLL_SECONDS
         self.shutdown_timeout = shutdown_timeout if shutdown_timeout is not None else settings.JOBS_SHUTDOWN_TIMEOUT
@@ -116,6 +118,7 @@ class Worker:
         self._held_lock = threading.Lock()
         self._current: ClaimedJob | None = None
         self._current_started = 0.0
+        self._avg_seconds: float | None = None  # moving average of recent job durations
         self._alarm_reason = "timeout"
         self._in_handler = False
         self._listener = None
@@ -176,9 +179,19 @@ class Worker:
         return self.max_jobs is not None and self.processed >= self.max_jobs
 
     def _claim_limit(self) -> int:
-        if self.max_jobs is None:
-            return self.prefetch
-        return max(0, min(self.prefetch, self.max_jobs - self.processed))
+        """Prefetch only what this worker can start soon: about ``PREFETCH_SECONDS`` of work at
+        the recent job duration, so short jobs come ten to a round trip while a burst of long
+        ones is spread over the workers instead of queueing behind one of them."""
+        limit = self.prefetch
+        if not self.adaptive:
+            pass
+        elif self._avg_seconds is None:
+            limit = 1  # nothing known yet
+        elif self._avg_seconds > 0:
+            limit = max(1, min(limit, int(PREFETCH_SECONDS / self._avg_seconds)))
+        if self.max_jobs is not None:
+            limit = min(limit, self.max_jobs - self.processed)
+        return max(0, limit)
 
     # --- the queue's statements -----------------------------------------------------------
 
@@ -239,6 +252,8 @@ class Worker:
             self._current = None
             self._forget([job.id])
             self.processed += 1
+        seconds = time.monotonic() - started
+        self._avg_seconds = seconds if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * seconds
         log.info(
             "job %s",
             json.dumps(
@@ -247,7 +262,7 @@ class Worker:
                     "workspace": job.workspace_id,
                     "job_id": job.id,
                     "attempt": job.attempt,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                     "outcome": outcome,
                     "worker": self.worker_id,
                 }

@@ -317,3 +317,17 @@ def test_the_worker_carries_on_after_a_database_error(workspace, make_worker, mo
     worker = make_worker(batch=False, max_jobs=1, poll_seconds=0.1, listen=False)
     assert worker.run() == 1
     assert _job(job.pk).status == "succeeded" and len(calls) == 2
+
+
+def test_prefetch_adapts_to_job_duration_unless_given(make_worker):
+    worker = make_worker(prefetch=None)
+    worker.prefetch = 10
+    assert worker._claim_limit() == 1  # nothing known yet
+    worker._avg_seconds = 0.002
+    assert worker._claim_limit() == 10  # short jobs: a full batch per round trip
+    worker._avg_seconds = 0.2
+    assert worker._claim_limit() == 2
+    worker._avg_seconds = 3.0
+    assert worker._claim_limit() == 1  # long jobs: one at a time, the rest stay for other workers
+    assert make_worker(prefetch=4)._claim_limit() == 4
+    assert make_worker(prefetch=4, max_jobs=3)._claim_limit() == 3
