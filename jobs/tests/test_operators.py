@@ -100,8 +100,14 @@ def reviewer_client(client, workspace):
     return client
 
 
+@pytest.fixture
+def strict_templates(settings):
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "OPTIONS": {**settings.TEMPLATES[0]["OPTIONS"],
+                                                               "string_if_invalid": "INVALID<%s>"}}]  # fmt: skip
+
+
 def test_queue_page_shows_depth_and_failed_jobs(
-    reviewer_client, workspace, other_workspace, django_assert_max_num_queries
+    reviewer_client, workspace, other_workspace, django_assert_max_num_queries, strict_templates
 ):
     job = _failed_job(workspace)
     _failed_job(other_workspace, task="secret.task")
@@ -113,6 +119,7 @@ def test_queue_page_shows_depth_and_failed_jobs(
     body = response.content.decode()
     assert f"#{job.pk}" in body and "RuntimeError: boom" in body and "Retry" in body
     assert "secret.task" not in body
+    assert "INVALID" not in body
 
 
 def test_queue_page_retry_and_cancel_buttons(reviewer_client, workspace):
