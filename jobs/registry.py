@@ -21,6 +21,7 @@ class TaskSpec:
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
+_discovered = False
 
 
 def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0):
@@ -32,6 +33,10 @@ def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0):
 
 
 def task_get(name: str) -> TaskSpec | None:
+    """The task registered under ``name``; the first miss imports every app's tasks module,
+    so that a web process (which never ran ``autodiscover``) sees per-task max attempts."""
+    if name not in _REGISTRY and not _discovered:
+        autodiscover()
     return _REGISTRY.get(name)
 
 
@@ -41,9 +46,11 @@ def task_names() -> list[str]:
 
 def autodiscover() -> list[str]:
     """Import ``<app>.tasks`` for every installed app and the extra task modules."""
+    global _discovered
     from django.conf import settings
     from django.utils.module_loading import autodiscover_modules
 
+    _discovered = True
     autodiscover_modules("tasks")
     for module in getattr(settings, "JOBS_EXTRA_TASK_MODULES", []):
         import_module(module)

@@ -16,7 +16,6 @@ from workspaces.rls import workspace_context
 from workspaces.services import audit_event_record
 
 ACTIVE = (Job.Status.QUEUED, Job.Status.RUNNING)
-FINISHED = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.CANCELLED)
 
 
 class JobError(Exception):
@@ -65,7 +64,7 @@ def enqueue(
     else:
         raise JobError(f"enqueue({task!r}): dedupe key {dedupe_key!r} keeps changing hands")
     job_id, run_after_db, created_at = rows[0][:3]
-    return Job(
+    job = Job(
         id=job_id,
         workspace_id=workspace_id,
         task=task,
@@ -76,6 +75,8 @@ def enqueue(
         dedupe_key=dedupe_key,
         created_at=created_at,
     )
+    job._state.adding, job._state.db = False, "default"  # as if loaded: it is in the database
+    return job
 
 
 def _insert(params: dict) -> list[tuple]:
