@@ -205,14 +205,16 @@ def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
         return IngestResult(status="failed", message_id=message_id, message_pk=message.pk)
     if parsed.attachments:
         _attachments_store(message=message, parsed=parsed)
-    thread, merged = thread_assign(message=message, window_days=ctx.window_days, internal_domains=ctx.internal_domains)
+    thread, changed, removed = thread_assign(
+        message=message, window_days=ctx.window_days, internal_domains=ctx.internal_domains
+    )
     return IngestResult(
         status="new",
         message_id=message_id,
         message_pk=message.pk,
         thread_id=thread.pk,
-        changed_thread_ids={thread.pk},
-        removed_thread_ids=set(merged),
+        changed_thread_ids=set(changed),
+        removed_thread_ids=set(removed),
     )
 
 

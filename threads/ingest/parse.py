@@ -8,11 +8,13 @@ charset, then UTF-8, then Windows-1252, which maps every byte.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import email.header
 import email.policy
 import email.utils
 import hashlib
+import quopri
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +28,8 @@ _PARSER = BytesParser(policy=email.policy.default)
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 MAX_HEADER_VALUES = 50
+_SPACED_COLON = re.compile(rb"[!-9;-~]+[ \t]+:")
+_SPACED_COLON_ALL = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
 
 @dataclass
@@ -163,6 +167,11 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
 def message_parse(raw: bytes) -> ParsedMessage:
     """Parse one message. Raises only for input the email package cannot read at all."""
     msg = _PARSER.parsebytes(raw)
+    if not msg.keys() and _SPACED_COLON.match(raw):
+        # "Name :" is obsolete syntax (RFC 5322 4.5.3) that the email package does not read.
+        end = raw.find(b"\n\n")
+        head = raw if end < 0 else raw[:end]
+        msg = _PARSER.parsebytes(_SPACED_COLON_ALL.sub(rb"\1:", head) + raw[len(head) :])
     headers = _headers(msg)
     result = ParsedMessage(headers=headers)
     result.message_id = message_id_normalize(_first(headers, "message-id"))
@@ -176,6 +185,8 @@ def message_parse(raw: bytes) -> ParsedMessage:
     result.cc = [a for _, a in _addresses(headers.get("cc", []))]
     result.sent_at = date_parse(_first(headers, "date"))
     _walk(msg, result)
+    if not result.text and not result.html:
+        _lenient_bodies(raw, result)
     if not result.text and result.html:
         result.text = html_to_text(result.html)
     result.defects = [type(d).__name__ for d in getattr(msg, "defects", [])]
@@ -267,3 +278,31 @@ def _attach(result: ParsedMessage, filename: str, content_type: str, data: bytes
             sha256=hashlib.sha256(data).hexdigest(),
         )
     )
+
+
+_LENIENT_PART = re.compile(
+    rb"^content-type:[ \t]*text/(plain|html)([^\n]*\n(?:[ \t][^\n]*\n|[!-9;-~]+:[^\n]*\n)*)\r?\n(.*?)(?=^--|\Z)",
+    re.IGNORECASE | re.MULTILINE | re.DOTALL,
+)
+
+
+def _lenient_bodies(raw: bytes, result: ParsedMessage) -> None:
+    """Text parts that broken or missing boundaries hid from the MIME parser, found by their headers."""
+    start = raw.find(b"\n\n")
+    if start < 0:
+        return
+    for match in _LENIENT_PART.finditer(raw, start):
+        subtype, headers, body = match.group(1).lower(), match.group(2).lower(), match.group(3)
+        if b"base64" in headers:
+            try:
+                body = base64.b64decode(body, validate=False)
+            except ValueError:
+                pass
+        elif b"quoted-printable" in headers:
+            body = quopri.decodestring(body)
+        charset = re.search(rb'charset="?([\w.:-]+)', headers)
+        text = clean_text(decode_bytes(body, charset.group(1).decode() if charset else None)).strip()
+        if subtype == b"html" and not result.html:
+            result.html = text
+        elif subtype == b"plain" and not result.text:
+            result.text = text

@@ -15,7 +15,7 @@ from pathlib import Path
 GZIP_MAGIC = b"\x1f\x8b"
 _MBOX_FROM = re.compile(rb"^From \S*.*\d")
 _QUOTED_FROM = re.compile(rb"^>+From ")
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 
 
 def _open(path: Path):

@@ -4,9 +4,10 @@ Two messages are in one conversation when one names the other in References or
 In-Reply-To, or when both name a common ancestor (the JWZ rule that keeps replies to a
 parent that has not arrived together). Messages with no references at all may also join by
 subject: same RFC 5256 base subject, a shared participant and sent within the policy's
-window. A thread is a connected group under these links: every new message joins (and, when
-it bridges several, merges) all the threads it links to, so the grouping comes out the same
-whatever order a mailbox is read in.
+window. A thread is a connected group under these links. Each new message regroups the messages of
+every thread it links to from scratch (merging threads it bridges, splitting off what a
+newly present message disowns), so the grouping comes out the same whatever order a
+mailbox is read in.
 """
 
 from __future__ import annotations
@@ -34,11 +35,24 @@ def _linked_thread_ids(message: Message) -> set[int]:
     return set(rows)
 
 
+def _subject_linked(a: dict, b: dict, *, window: timedelta, internal_domains: list[str]) -> bool:
+    """Two reference-less messages with one base subject, close in time, sharing a participant."""
+    if a["related_ids"] or b["related_ids"] or not a["base_subject"] or a["base_subject"] != b["base_subject"]:
+        return False
+    if not a["sent_at"] or not b["sent_at"] or abs(a["sent_at"] - b["sent_at"]) > window:
+        return False
+    shared = set(a["participants"]) & set(b["participants"])
+    external_a = {p for p in a["participants"] if not domain_is_internal(p, internal_domains)}
+    external_b = {p for p in b["participants"] if not domain_is_internal(p, internal_domains)}
+    # A colleague on both messages does not make two customers' mails one conversation.
+    return bool(shared & external_a) or (bool(shared) and not external_a and not external_b)
+
+
 def _subject_thread_ids(message: Message, *, window_days: int, internal_domains: list[str]) -> set[int]:
-    """Threads of reference-less messages with this base subject and a shared participant."""
     if message.related_ids or not message.base_subject or not message.sent_at or not message.participants:
         return set()
     window = timedelta(days=window_days)
+    mine = _row(message)
     candidates = (
         Message.objects.filter(
             base_subject=message.base_subject,
@@ -48,44 +62,139 @@ def _subject_thread_ids(message: Message, *, window_days: int, internal_domains:
             sent_at__lte=message.sent_at + window,
         )
         .exclude(pk=message.pk)
-        .values_list("thread_id", "participants")
+        .values(*_FIELDS)
     )
-    mine = set(message.participants)
-    mine_external = {p for p in mine if not domain_is_internal(p, internal_domains)}
-    found = set()
-    for thread_id, participants in candidates:
-        shared = mine & set(participants)
-        theirs_external = {p for p in participants if not domain_is_internal(p, internal_domains)}
-        # A colleague on both messages does not make two customers' mails one conversation.
-        if shared & mine_external or (shared and not mine_external and not theirs_external):
-            found.add(thread_id)
-    return found
+    return {
+        row["thread_id"]
+        for row in candidates
+        if _subject_linked(mine, row, window=window, internal_domains=internal_domains)
+    }
 
 
-def thread_assign(*, message: Message, window_days: int, internal_domains: list[str]) -> tuple[Thread, list[int]]:
-    """Put ``message`` in its thread, merging threads it joins; returns (thread, merged ids)."""
+_FIELDS = (
+    "pk",
+    "thread_id",
+    "message_id",
+    "references_json",
+    "in_reply_to_json",
+    "related_ids",
+    "base_subject",
+    "sent_at",
+    "participants",
+)
+
+
+def _row(message: Message) -> dict:
+    return {name: getattr(message, name) for name in _FIELDS}
+
+
+def _chain(row: dict) -> list[str]:
+    """References, then any In-Reply-To id they lack: the last one is the message's parent."""
+    refs = [r for r in row["references_json"] if r != row["message_id"]]
+    return refs + [r for r in row["in_reply_to_json"] if r not in refs and r != row["message_id"]]
+
+
+class _Groups:
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while x != root:
+            self.parent[x], x = root, self.parent.get(x, x)
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def conversations(rows: list[dict], *, window_days: int, internal_domains: list[str]) -> list[list[dict]]:
+    """Split messages into conversations (the JWZ links, plus subject links); order does not matter.
+
+    A message's own last reference is its parent, always. The earlier links of a References
+    chain only say who the parent of an absent message is: a message that is present says
+    that for itself, so a stale or looping chain elsewhere cannot pull it into a thread.
+    """
+    present = {row["message_id"]: row for row in rows}
+    parent_of = {mid: (_chain(row)[-1] if _chain(row) else None) for mid, row in present.items()}
+    groups = _Groups()
+    for row in rows:
+        chain = _chain(row)
+        groups.find(row["message_id"])
+        if chain:
+            groups.union(row["message_id"], chain[-1])
+        for above, below in zip(chain, chain[1:], strict=False):
+            if below not in present or parent_of[below] == above:
+                groups.union(above, below)
+    window = timedelta(days=window_days)
+    loose = [row for row in rows if not row["related_ids"] and row["base_subject"]]
+    by_subject: dict[str, list[dict]] = {}
+    for row in loose:
+        by_subject.setdefault(row["base_subject"], []).append(row)
+    for same in by_subject.values():
+        for i, a in enumerate(same):
+            for b in same[i + 1 :]:
+                if _subject_linked(a, b, window=window, internal_domains=internal_domains):
+                    groups.union(a["message_id"], b["message_id"])
+    result: dict[str, list[dict]] = {}
+    for row in rows:
+        result.setdefault(groups.find(row["message_id"]), []).append(row)
+    return list(result.values())
+
+
+def thread_assign(*, message: Message, window_days: int, internal_domains: list[str]):
+    """Put ``message`` in its thread, merging or splitting the threads it touches.
+
+    Returns the message's thread, the ids of the threads changed and of those removed.
+    """
     thread_ids = _linked_thread_ids(message) | _subject_thread_ids(
         message, window_days=window_days, internal_domains=internal_domains
     )
     if not thread_ids:
         thread = Thread.objects.create(workspace_id=message.workspace_id, subject=message.subject[:998])
-        merged: list[int] = []
-    else:
-        target, *merged = sorted(thread_ids)
-        thread = Thread.objects.get(pk=target)
-        if merged:
-            Message.objects.filter(thread_id__in=merged).update(thread=thread)
-            Thread.objects.filter(pk__in=merged).delete()
-            audit_event_record(
-                workspace_id=message.workspace_id,
-                type="thread.merged",
-                thread_id=thread.pk,
-                data={"into": thread.pk, "merged": merged, "message_id": message.message_id},
-            )
-    message.thread = thread
-    message.save(update_fields=["thread"])
-    thread_refresh(thread=thread, internal_domains=internal_domains)
-    return thread, merged
+        message.thread = thread
+        message.save(update_fields=["thread"])
+        thread_refresh(thread=thread, internal_domains=internal_domains)
+        return thread, {thread.pk}, []
+    rows = list(Message.objects.filter(thread_id__in=thread_ids).values(*_FIELDS))
+    rows.append(_row(message))
+    parts = conversations(rows, window_days=window_days, internal_domains=internal_domains)
+    # The biggest conversation keeps the oldest thread; any other gets one of its own.
+    parts.sort(key=lambda part: (-len(part), min(r["message_id"] for r in part)))
+    free = sorted(thread_ids)
+    touched: list[Thread] = []
+    own_thread = None
+    for part in parts:
+        current = sorted({r["thread_id"] for r in part if r["thread_id"] in free})
+        if current:
+            thread = Thread.objects.get(pk=current[0])
+            free.remove(current[0])
+        else:
+            thread = Thread.objects.create(workspace_id=message.workspace_id)
+        moving = [r["pk"] for r in part if r["thread_id"] != thread.pk and r["pk"] != message.pk]
+        if moving:
+            Message.objects.filter(pk__in=moving).update(thread=thread)
+        if any(r["pk"] == message.pk for r in part):
+            message.thread = thread
+            message.save(update_fields=["thread"])
+            own_thread = thread
+        touched.append(thread)
+    if free:
+        Thread.objects.filter(pk__in=free).delete()
+    if free or len(parts) > 1:
+        audit_event_record(
+            workspace_id=message.workspace_id,
+            type="thread.regrouped",
+            thread_id=own_thread.pk,
+            data={"threads": [t.pk for t in touched], "removed": free, "message_id": message.message_id},
+        )
+    for thread in touched:
+        thread_refresh(thread=thread, internal_domains=internal_domains)
+    return own_thread, {t.pk for t in touched}, free
 
 
 def thread_refresh(*, thread: Thread, internal_domains: list[str]) -> Thread:
