@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from jobs.services import enqueue
-from threads.ingest.identity import message_id_normalize, message_id_synthetic, related_ids_build
+from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
 from threads.ingest.parse import ParsedMessage, clean_text, message_parse
 from threads.ingest.reply import reply_text
 from threads.ingest.subject import subject_key
@@ -130,10 +130,10 @@ def _attachments_store(*, message: Message, parsed: ParsedMessage) -> None:
         )
 
 
-def _duplicate(ctx: _Context, *, message_id: str, raw_sha256: str, source: str) -> IngestResult:
+def _duplicate(ctx: _Context, *, message_id: str, raw: bytes, raw_sha256: str, source: str) -> IngestResult:
     first = Message.objects.filter(message_id=message_id).values_list("pk", "raw_sha256", "thread_id").first()
     pk, first_sha, thread_id = first
-    if first_sha == raw_sha256:
+    if first_sha == raw_sha256 or _same_content(pk, raw):
         return IngestResult(status="duplicate", message_id=message_id, message_pk=pk, thread_id=thread_id)
     audit_event_record(
         workspace_id=ctx.workspace_id,
@@ -148,6 +148,11 @@ def _duplicate(ctx: _Context, *, message_id: str, raw_sha256: str, source: str) 
         },
     )
     return IngestResult(status="conflict", message_id=message_id, message_pk=pk, thread_id=thread_id)
+
+
+def _same_content(pk: int, raw: bytes) -> bool:
+    kept = Message.objects.filter(pk=pk).values_list("raw", flat=True).first()
+    return kept is not None and content_fingerprint(bytes(kept)) == content_fingerprint(raw)
 
 
 def _store(ctx: _Context, *, raw: bytes, raw_sha256: str, source: str, message_id: str, fields: dict, error: str):
@@ -182,7 +187,7 @@ def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
     message_id = (parsed.message_id if parsed else _fallback_message_id(raw)) or message_id_synthetic(raw)
     message_id = message_id[:998]
     if Message.objects.filter(message_id=message_id).exists():
-        return _duplicate(ctx, message_id=message_id, raw_sha256=raw_sha256, source=source)
+        return _duplicate(ctx, message_id=message_id, raw=raw, raw_sha256=raw_sha256, source=source)
     fields = {}
     if parsed is not None:
         try:
@@ -195,7 +200,7 @@ def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
                 ctx, raw=raw, raw_sha256=raw_sha256, source=source, message_id=message_id, fields=fields, error=error
             )
     except IntegrityError:  # the same Message-ID arrived concurrently
-        return _duplicate(ctx, message_id=message_id, raw_sha256=raw_sha256, source=source)
+        return _duplicate(ctx, message_id=message_id, raw=raw, raw_sha256=raw_sha256, source=source)
     if message.parse_status == Message.ParseStatus.FAILED:
         audit_event_record(
             workspace_id=ctx.workspace_id,

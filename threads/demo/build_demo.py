@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the conversations are prose; their lines stay whole)
 """Writes demo.mbox: the demo mailbox, B2B sales conversations the team wrote.
 
 Run ``python threads/demo/build_demo.py`` after editing the conversations below.

@@ -44,10 +44,10 @@ def message_id_normalize(value: str | None) -> str | None:
 def message_id_synthetic(raw: bytes) -> str:
     """The id of a message without a usable Message-ID: a hash of its content.
 
-    Line endings are normalized, so the same message read from a CRLF file and an LF mbox
-    gets the same id and is imported once.
+    Line endings and trace headers do not count (``content_fingerprint``), so the same
+    message read from a CRLF file, an LF mbox or another mailbox is imported once.
     """
-    digest = hashlib.sha256(raw.replace(b"\r\n", b"\n").rstrip(b"\n")).hexdigest()
+    digest = content_fingerprint(raw)
     return f"sha256-{digest[:48]}@{SYNTHETIC_DOMAIN}"
 
 
@@ -58,3 +58,21 @@ def related_ids_build(*, message_id: str, in_reply_to: list[str], references: li
         if ref != message_id:
             seen.setdefault(ref, None)
     return list(seen)
+
+
+# Headers that differ between copies of one message (delivery trace, mailbox state).
+_TRACE_HEADERS = re.compile(
+    rb"^(?:received|return-path|delivered-to|x-[\w-]*|status|content-length|lines|arc-[\w-]*)\s*:"
+    rb".*(?:\n[ \t].*)*\n?",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def content_fingerprint(raw: bytes) -> str:
+    """A hash that two copies of one message share: line endings, trace headers and
+    trailing blank lines do not count."""
+    raw = raw.replace(b"\r\n", b"\n")
+    end = raw.find(b"\n\n")
+    head, body = (raw, b"") if end < 0 else (raw[: end + 1], raw[end + 2 :])
+    head = _TRACE_HEADERS.sub(b"", head)
+    return hashlib.sha256(head + b"\n" + body.rstrip()).hexdigest()
