@@ -329,6 +329,29 @@ def inbound_token_rotate(*, workspace, actor=None) -> str:
     return token
 
 
+def imap_poll(*, workspace, account, mailbox_factory=None) -> ImportSummary:
+    """Import what is new in an IMAP mailbox since the last poll (by UID, within one UIDVALIDITY)."""
+    from threads.ingest.imap import ImapMailbox
+
+    with workspace_context(workspace):
+        cursor = ImapCursor.objects.filter(workspace=workspace, mailbox_key=account.key).first()
+    with (mailbox_factory or ImapMailbox)(account) as mailbox:
+        same_epoch = cursor is not None and cursor.uidvalidity == mailbox.uidvalidity
+        start = cursor.last_uid if same_epoch else 0
+        seen = {"last": start}
+
+        def messages():
+            for uid, raw in mailbox.messages_after(start):
+                seen["last"] = max(seen["last"], uid)
+                yield raw, f"imap:{account.key}#{uid}"
+
+        summary = mail_import(workspace=workspace, messages=messages(), label=f"imap:{account.key}")
+    imap_cursor_save(
+        workspace=workspace, mailbox_key=account.key, uidvalidity=mailbox.uidvalidity, last_uid=seen["last"]
+    )
+    return summary
+
+
 def imap_cursor_save(*, workspace, mailbox_key: str, uidvalidity: int, last_uid: int) -> ImapCursor:
     with workspace_context(workspace):
         cursor, _ = ImapCursor.objects.update_or_create(
