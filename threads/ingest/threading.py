@@ -25,14 +25,20 @@ def domain_is_internal(address: str, internal_domains: list[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in internal_domains)
 
 
-def _linked_thread_ids(message: Message) -> set[int]:
+def _linked_thread_ids(message: Message) -> tuple[set[int], bool]:
+    """Threads linked to the message, and whether any message already names it (as an absent parent)."""
     ids = [message.message_id, *message.related_ids]
     rows = (
         Message.objects.filter(Q(message_id__in=ids) | Q(related_ids__overlap=ids), thread__isnull=False)
         .exclude(pk=message.pk)
-        .values_list("thread_id", flat=True)
+        .values_list("thread_id", "related_ids")
     )
-    return set(rows)
+    named = False
+    threads = set()
+    for thread_id, related in rows:
+        threads.add(thread_id)
+        named = named or message.message_id in related
+    return threads, named
 
 
 def _subject_linked(a: dict, b: dict, *, window: timedelta, internal_domains: list[str]) -> bool:
@@ -151,9 +157,16 @@ def thread_assign(*, message: Message, window_days: int, internal_domains: list[
 
     Returns the message's thread, the ids of the threads changed and of those removed.
     """
-    thread_ids = _linked_thread_ids(message) | _subject_thread_ids(
-        message, window_days=window_days, internal_domains=internal_domains
-    )
+    linked, named = _linked_thread_ids(message)
+    thread_ids = linked | _subject_thread_ids(message, window_days=window_days, internal_domains=internal_domains)
+    if len(thread_ids) == 1 and not named:
+        # The common case, a reply joining one thread that nobody else points at it from:
+        # no regrouping can follow, only this message to add.
+        thread = Thread.objects.get(pk=next(iter(thread_ids)))
+        message.thread = thread
+        message.save(update_fields=["thread"])
+        _thread_append(thread=thread, message=message, internal_domains=internal_domains)
+        return thread, {thread.pk}, []
     if not thread_ids:
         thread = Thread.objects.create(workspace_id=message.workspace_id, subject=message.subject[:998])
         message.thread = thread
@@ -195,6 +208,25 @@ def thread_assign(*, message: Message, window_days: int, internal_domains: list[
     for thread in touched:
         thread_refresh(thread=thread, internal_domains=internal_domains)
     return own_thread, {t.pk for t in touched}, free
+
+
+def _thread_append(*, thread: Thread, message: Message, internal_domains: list[str]) -> None:
+    """Add one message to the summary; a message older than the thread's last needs a full refresh."""
+    latest = thread.last_message_at
+    if message.sent_at is None or latest is None or message.sent_at < latest or not thread.message_count:
+        thread_refresh(thread=thread, internal_domains=internal_domains)
+        return
+    known = set(thread.participants)
+    thread.participants = (thread.participants + [p for p in message.participants if p not in known])[:500]
+    if not thread.primary_contact_email:
+        thread.primary_contact_email = next(
+            (p for p in thread.participants if not domain_is_internal(p, internal_domains)), ""
+        )[:320]
+    if not thread.subject and message.subject:
+        thread.subject, thread.base_subject = message.subject[:998], message.base_subject
+    thread.last_message_at = message.sent_at
+    thread.message_count += 1
+    thread.save()
 
 
 def thread_refresh(*, thread: Thread, internal_domains: list[str]) -> Thread:
