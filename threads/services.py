@@ -9,11 +9,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import psycopg
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from jobs.services import enqueue
 from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 EXTRACT_TASK = "extract_thread"
 IMPORT_BATCH = 200
+RAW_INLINE_MAX = 256 * 1024
+_RAW_WRITE_SQL = (Path(__file__).resolve().parent / "sql" / "message_raw_write.sql").read_text()
 IMPORT_BATCH_BYTES = 16 * 1024 * 1024
 
 
@@ -152,6 +156,13 @@ def _duplicate(ctx: _Context, *, message_id: str, raw: bytes, raw_sha256: str, s
     return IngestResult(status="conflict", message_id=message_id, message_pk=pk, thread_id=thread_id)
 
 
+def _raw_write(pk: int, raw: bytes) -> None:
+    """Large raw bytes as a binary parameter: Django would send them hex-escaped in the query text."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_RAW_WRITE_SQL, {"raw": raw, "id": pk})
+
+
 def _same_content(pk: int, raw: bytes) -> bool:
     kept = Message.objects.filter(pk=pk).values_list("raw", flat=True).first()
     return kept is not None and content_fingerprint(bytes(kept)) == content_fingerprint(raw)
@@ -166,17 +177,26 @@ def _store(ctx: _Context, *, raw: bytes, raw_sha256: str, source: str, message_i
         "raw_size": len(raw),
         "source": source[:200],
     }
+    large = len(raw) > RAW_INLINE_MAX
+    if large:
+        base["raw"] = b""
     try:
         with transaction.atomic():
             status = Message.ParseStatus.FAILED if error else Message.ParseStatus.PARSED
-            return Message.objects.create(**base, **fields, parse_status=status, parse_error=error)
+            message = Message.objects.create(**base, **fields, parse_status=status, parse_error=error)
+            if large:
+                _raw_write(message.pk, raw)
+            return message
     except IntegrityError:
         raise
     except Exception as exc:  # a value the database refused: keep the raw bytes and say why
         logger.warning("message %s stored raw only: %s", message_id, exc)
-        return Message.objects.create(
+        message = Message.objects.create(
             **base, parse_status=Message.ParseStatus.FAILED, parse_error=f"store: {type(exc).__name__}: {exc}"
         )
+        if large:
+            _raw_write(message.pk, raw)
+        return message
 
 
 def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:

@@ -237,3 +237,19 @@ def test_demo_mailbox_imports_into_threads(workspace):
         contacts = set(Thread.objects.values_list("primary_contact_email", flat=True))
     assert all(c and not c.endswith("threadline-demo.com") for c in contacts)
     assert demo_mail_import(workspace).new == 0
+
+
+def test_large_message_raw_bytes_kept_exactly(workspace):
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["Subject"], msg["Message-ID"] = "a@c.example", "Big", "<big@x>"
+    msg.set_content("see attached")
+    msg.add_attachment(bytes(range(256)) * 2000, maintype="application", subtype="octet-stream", filename="b.bin")
+    raw = msg.as_bytes()
+    assert len(raw) > 256 * 1024
+    _ingest(workspace, raw)
+    with workspace_context(workspace):
+        message = Message.objects.get()
+        assert bytes(message.raw) == raw and message.raw_size == len(raw)
+        assert message.attachments.get().size == 512000
