@@ -1,5 +1,4 @@
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from workspaces.models import TenantModel
@@ -53,7 +52,8 @@ class Message(TenantModel):
     in_reply_to = models.CharField(max_length=998, blank=True, help_text="The first id of In-Reply-To.")
     in_reply_to_json = models.JSONField(default=list, blank=True)
     references_json = models.JSONField(default=list, blank=True)
-    # References and In-Reply-To together, deduplicated: what threading looks up (GIN index).
+    # References and In-Reply-To together, deduplicated; also one MessageReference row each,
+    # since under row-level security a GIN index cannot serve && (arrayoverlap is not leakproof).
     related_ids = ArrayField(models.CharField(max_length=998), default=list, blank=True)
     subject = models.CharField(max_length=998, blank=True)
     base_subject = models.CharField(max_length=998, blank=True)
@@ -81,8 +81,6 @@ class Message(TenantModel):
             models.Index(fields=["message_id"], name="message_message_id"),
             # A thread's messages in order.
             models.Index(fields=["thread", "-created_at"], name="message_thread_created"),
-            # Threading: the messages that reference a given id (threads/ingest/threading.py).
-            GinIndex(fields=["related_ids"], name="message_related_ids"),
             # Subject threading of messages without references (threads/ingest/threading.py).
             models.Index(
                 fields=["workspace", "base_subject"],
@@ -114,6 +112,22 @@ class Attachment(TenantModel):
 
     def __str__(self):
         return self.filename or f"attachment {self.pk}"
+
+
+class MessageReference(TenantModel):
+    """One id that a message names in References or In-Reply-To: who points at whom, indexed."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reference_rows")
+    ref_id = models.CharField(max_length=998)
+
+    class Meta:
+        indexes = [
+            # Threading: the messages that name a given id (threads/ingest/threading.py, _linked_thread_ids).
+            models.Index(fields=["workspace", "ref_id"], name="messageref_ws_ref"),
+        ]
+
+    def __str__(self):
+        return f"{self.message_id} -> {self.ref_id}"
 
 
 class InboundToken(TenantModel):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q
-
-from threads.models import Message, Thread
+from threads.models import Message, MessageReference, Thread
 from workspaces.services import audit_event_record
 
 
@@ -26,19 +24,33 @@ def domain_is_internal(address: str, internal_domains: list[str]) -> bool:
 
 
 def _linked_thread_ids(message: Message) -> tuple[set[int], bool]:
-    """Threads linked to the message, and whether any message already names it (as an absent parent)."""
+    """Threads linked to the message, and whether any message already names it (as an absent parent).
+
+    Two index lookups: the messages it names (by Message-ID) and the messages that name it or
+    one of its references (MessageReference).
+    """
     ids = [message.message_id, *message.related_ids]
-    rows = (
-        Message.objects.filter(Q(message_id__in=ids) | Q(related_ids__overlap=ids), thread__isnull=False)
+    threads = set(
+        Message.objects.filter(message_id__in=ids, thread__isnull=False)
         .exclude(pk=message.pk)
-        .values_list("thread_id", "related_ids")
+        .values_list("thread_id", flat=True)
     )
     named = False
-    threads = set()
-    for thread_id, related in rows:
+    rows = (
+        MessageReference.objects.filter(ref_id__in=ids, message__thread__isnull=False)
+        .exclude(message_id=message.pk)
+        .values_list("message__thread_id", "ref_id")
+    )
+    for thread_id, ref_id in rows:
         threads.add(thread_id)
-        named = named or message.message_id in related
+        named = named or ref_id == message.message_id
     return threads, named
+
+
+def message_references_save(*, message: Message) -> None:
+    MessageReference.objects.bulk_create(
+        [MessageReference(workspace_id=message.workspace_id, message=message, ref_id=r) for r in message.related_ids]
+    )
 
 
 def _subject_linked(a: dict, b: dict, *, window: timedelta, internal_domains: list[str]) -> bool:
@@ -157,6 +169,7 @@ def thread_assign(*, message: Message, window_days: int, internal_domains: list[
 
     Returns the message's thread, the ids of the threads changed and of those removed.
     """
+    message_references_save(message=message)
     linked, named = _linked_thread_ids(message)
     thread_ids = linked | _subject_thread_ids(message, window_days=window_days, internal_domains=internal_domains)
     if len(thread_ids) == 1 and not named:

@@ -2,7 +2,7 @@ import hashlib
 
 import factory
 
-from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
+from threads.models import Attachment, ImapCursor, InboundToken, Message, MessageReference, Thread
 from workspaces.tests.factories import WorkspaceFactory
 
 RAW = b"From: Ana <ana@customer.example>\r\nTo: rep@team.example\r\nSubject: Hello\r\nMessage-ID: <f@x>\r\n\r\nHi\r\n"
@@ -49,6 +49,15 @@ class AttachmentFactory(factory.django.DjangoModelFactory):
     content_type = "application/pdf"
     size = 3
     sha256 = hashlib.sha256(b"pdf").hexdigest()
+
+
+class MessageReferenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MessageReference
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    message = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
+    ref_id = "parent@factory.example"
 
 
 class InboundTokenFactory(factory.django.DjangoModelFactory):

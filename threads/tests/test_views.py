@@ -132,6 +132,7 @@ def test_factories_create_one_valid_row_each(workspace):
             factories.ThreadFactory,
             factories.MessageFactory,
             factories.AttachmentFactory,
+            factories.MessageReferenceFactory,
             factories.InboundTokenFactory,
             factories.ImapCursorFactory,
         ):
