@@ -265,7 +265,13 @@ def message_ingest(*, workspace, raw: bytes, source: str, enqueue_extraction: bo
     The extraction job for its thread is queued after that transaction commits.
     """
     with workspace_context(workspace):
-        result = _ingest_one(_context(workspace), raw=raw, source=source)
+        result = _ingest_guarded(_context(workspace), raw=raw, source=source)
+        audit_event_record(
+            workspace_id=workspace.pk,
+            type="mail.imported",
+            thread_id=result.thread_id,
+            data={"source": source[:200], "status": result.status, "message_id": result.message_id},
+        )
         if enqueue_extraction and result.changed_thread_ids:
             ids = set(result.changed_thread_ids)
             transaction.on_commit(lambda: _extraction_enqueue(workspace=workspace, thread_ids=ids))
