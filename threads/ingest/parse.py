@@ -9,6 +9,7 @@ charset, then UTF-8, then Windows-1252, which maps every byte.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import email.header
 import email.policy
@@ -164,9 +165,66 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
     return values[0] if values else ""
 
 
+# Large messages: long runs of base64 lines are cut out before parsing and decoded straight
+# from the raw bytes, so a 30 MB attachment is not also held as text, lines and copies.
+LARGE_MESSAGE = 2 * 1024 * 1024
+_BASE64_RUN = re.compile(rb"^(?:[A-Za-z0-9+/]{40,998}={0,2}\r?\n){1000,}", re.MULTILINE)
+_BLOB_MARK = "THREADLINE-BLOB-"
+_BLOB_LINE = re.compile(rb"THREADLINE-BLOB-(\d+)\r?\n?")
+
+
+def _skeleton(raw: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    if len(raw) < LARGE_MESSAGE:
+        return raw, []
+    pieces, blobs, position = [], [], 0
+    for match in _BASE64_RUN.finditer(raw):
+        pieces.append(raw[position : match.start()])
+        pieces.append(f"{_BLOB_MARK}{len(blobs)}\n".encode())
+        blobs.append((match.start(), match.end()))
+        position = match.end()
+    if not blobs:
+        return raw, []
+    pieces.append(raw[position:])
+    return b"".join(pieces), blobs
+
+
+class _Blobs:
+    """The cut-out runs of a large message, read from its raw bytes without copying them."""
+
+    def __init__(self, raw: bytes, spans: list[tuple[int, int]]):
+        self.view, self.spans = memoryview(raw), spans
+
+    def payload(self, part: EmailMessage) -> bytes | None:
+        if not self.spans:
+            return None
+        payload = part.get_payload()
+        if not isinstance(payload, str) or not payload.startswith(_BLOB_MARK):
+            return None
+        match = _BLOB_LINE.match(payload.encode("ascii", "surrogateescape"))
+        if not match or int(match.group(1)) >= len(self.spans):
+            return None
+        start, end = self.spans[int(match.group(1))]
+        tail = payload[match.end() :].encode("ascii", "surrogateescape")  # the short last line
+        encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+        if encoding != "base64":
+            return bytes(self.view[start:end]) + tail
+        try:
+            return binascii.a2b_base64(self.view[start:end]) + binascii.a2b_base64(tail)
+        except binascii.Error:
+            return binascii.a2b_base64(bytes(self.view[start:end]) + tail)
+
+    def restore(self, data: bytes) -> bytes:
+        if not self.spans or _BLOB_MARK.encode() not in data:
+            return data
+        return _BLOB_LINE.sub(lambda m: bytes(self.view[slice(*self.spans[int(m.group(1))])]), data)
+
+
 def message_parse(raw: bytes) -> ParsedMessage:
     """Parse one message. Raises only for input the email package cannot read at all."""
-    msg = _PARSER.parsebytes(raw)
+    skeleton, spans = _skeleton(raw)
+    blobs = _Blobs(raw, spans)
+    msg = _PARSER.parsebytes(skeleton)
+    del skeleton
     if not msg.keys() and _SPACED_COLON.match(raw):
         # "Name :" is obsolete syntax (RFC 5322 4.5.3) that the email package does not read.
         end = raw.find(b"\n\n")
@@ -184,7 +242,7 @@ def message_parse(raw: bytes) -> ParsedMessage:
     result.to = [a for _, a in _addresses(headers.get("to", []))]
     result.cc = [a for _, a in _addresses(headers.get("cc", []))]
     result.sent_at = date_parse(_first(headers, "date"))
-    _walk(msg, result)
+    _walk(msg, result, blobs)
     if not result.text and not result.html:
         _lenient_bodies(raw, result)
     if not result.text and result.html:
@@ -220,7 +278,10 @@ def _is_attachment(part: EmailMessage, content_type: str, filename: str) -> bool
     return bool(filename) or not content_type.startswith("text/")
 
 
-def _payload(part: EmailMessage) -> bytes:
+def _payload(part: EmailMessage, blobs: _Blobs) -> bytes:
+    data = blobs.payload(part)
+    if data is not None:
+        return data
     try:
         data = part.get_payload(decode=True)
     except Exception:
@@ -231,27 +292,27 @@ def _payload(part: EmailMessage) -> bytes:
     return data
 
 
-def _walk(part: EmailMessage, result: ParsedMessage, depth: int = 0) -> None:
+def _walk(part: EmailMessage, result: ParsedMessage, blobs: _Blobs, depth: int = 0) -> None:
     content_type = _content_type(part)
     if content_type == "message/rfc822" or (depth > 0 and content_type.startswith("message/")):
         try:
             data = part.as_bytes() if not part.is_multipart() else b"".join(p.as_bytes() for p in part.get_payload())
         except Exception:
             data = b""
-        _attach(result, _filename(part) or "message.eml", content_type, data)
+        _attach(result, _filename(part) or "message.eml", content_type, blobs.restore(data))
         return
     if part.is_multipart():
         if depth > 50:
             return
         payload = part.get_payload()
         for child in payload if isinstance(payload, list) else []:
-            _walk(child, result, depth + 1)
+            _walk(child, result, blobs, depth + 1)
         return
     filename = _filename(part)
     if _is_attachment(part, content_type, filename):
-        _attach(result, filename, content_type, _payload(part))
+        _attach(result, filename, content_type, _payload(part, blobs))
         return
-    text = clean_text(decode_bytes(_payload(part), _charset(part)))
+    text = clean_text(decode_bytes(_payload(part, blobs), _charset(part)))
     if content_type == "text/html":
         if not result.html:
             result.html = text

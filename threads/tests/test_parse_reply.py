@@ -79,3 +79,27 @@ def test_reply_text_languages_and_outlook():
     }
     for body, expected in cases.items():
         assert reply_text(body) == expected, body
+
+
+def test_large_base64_parts_decode_from_the_raw_bytes():
+    import os
+    from email.message import EmailMessage
+
+    from threads.ingest.parse import LARGE_MESSAGE
+
+    blob = os.urandom(LARGE_MESSAGE)
+    text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 50000
+    inner = EmailMessage()
+    inner["Subject"] = "forwarded"
+    inner.set_content("see attached")
+    inner.add_attachment(blob, maintype="application", subtype="pdf", filename="inner.pdf")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"], msg["Message-ID"] = "a@c.example", "Big", "<big@x>"
+    msg.set_content(text, cte="base64")
+    msg.add_attachment(blob, maintype="application", subtype="pdf", filename="contract.pdf")
+    msg.add_attachment(inner)
+    parsed = message_parse(msg.as_bytes())
+    assert parsed.text.strip() == text.strip()
+    contract, forwarded = parsed.attachments
+    assert contract.data == blob and contract.filename == "contract.pdf"
+    assert message_parse(forwarded.data).attachments[0].data == blob
