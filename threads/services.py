@@ -296,22 +296,31 @@ def mail_import(
     with workspace_context(workspace):
         ctx = _context(workspace)
     removed: set[int] = set()
-    for batch in _batches(messages, IMPORT_BATCH):
-        # One transaction per batch, one savepoint per message: a message that fails rolls
-        # back alone, and the batch commits together (one fsync instead of hundreds).
-        results = []
-        with workspace_context(workspace):
-            for raw, source in batch:
-                results.append(_ingest_guarded(ctx, raw=raw, source=source))
-        for result in results:
-            summary.read += 1
-            summary.new += result.status == "new"
-            summary.duplicate += result.status in ("duplicate", "conflict")
-            summary.failed += result.status == "failed"
-            summary.thread_ids |= result.changed_thread_ids
-            removed |= result.removed_thread_ids
-            if progress:
-                progress(result)
+    try:
+        for batch in _batches(messages, IMPORT_BATCH):
+            # One transaction per batch, one savepoint per message: a message that fails rolls
+            # back alone, and the batch commits together (one fsync instead of hundreds).
+            results = []
+            with workspace_context(workspace):
+                for raw, source in batch:
+                    results.append(_ingest_guarded(ctx, raw=raw, source=source))
+            for result in results:
+                summary.read += 1
+                summary.new += result.status == "new"
+                summary.duplicate += result.status in ("duplicate", "conflict")
+                summary.failed += result.status == "failed"
+                summary.thread_ids |= result.changed_thread_ids
+                removed |= result.removed_thread_ids
+                if progress:
+                    progress(result)
+    finally:
+        # Also when the source fails midway (a dropped IMAP connection): what was committed
+        # is handed on and audited before the error goes up.
+        _import_finish(workspace=workspace, summary=summary, removed=removed, started=started, label=label, actor=actor)
+    return summary
+
+
+def _import_finish(*, workspace, summary: ImportSummary, removed: set[int], started: float, label: str, actor):
     summary.thread_ids -= removed
     if summary.thread_ids:
         _extraction_enqueue(workspace=workspace, thread_ids=summary.thread_ids)
@@ -320,19 +329,23 @@ def mail_import(
         audit_event_record(
             workspace_id=workspace.pk, type="mail.imported", actor=actor, data={"source": label, **summary.as_dict()}
         )
-    return summary
 
 
 def _batches(messages: Iterable[tuple[bytes, str]], size: int):
     """Lists of at most ``size`` messages and about IMPORT_BATCH_BYTES, read before the batch's
     transaction opens (so no transaction waits on a network fetch)."""
     batch, total = [], 0
-    for item in messages:
-        batch.append(item)
-        total += len(item[0])
-        if len(batch) >= size or total >= IMPORT_BATCH_BYTES:
+    try:
+        for item in messages:
+            batch.append(item)
+            total += len(item[0])
+            if len(batch) >= size or total >= IMPORT_BATCH_BYTES:
+                yield batch
+                batch, total = [], 0
+    except Exception:
+        if batch:  # what was read before the source failed is still imported
             yield batch
-            batch, total = [], 0
+        raise
     if batch:
         yield batch
 

@@ -7,11 +7,14 @@ streamed, never loaded whole.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 GZIP_MAGIC = b"\x1f\x8b"
 _MBOX_FROM = re.compile(rb"^From \S*.*\d")
 _QUOTED_FROM = re.compile(rb"^>+From ")
@@ -41,25 +44,33 @@ def is_maildir(path: Path) -> bool:
     return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()
 
 
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's lines; a truncated or corrupt (gzip) file ends early with a warning, not an error."""
+    try:
+        with _open(path) as f:
+            yield from f
+    except (OSError, EOFError, zlib.error) as exc:
+        logger.warning("%s: stopped reading: %s", path, exc)
+
+
 def mbox_iter(path: Path) -> Iterator[tuple[bytes, str]]:
     """Messages of an mbox (mboxo or mboxrd; ``>From`` lines unescaped), streamed."""
     label = str(path)
     lines: list[bytes] = []
     count = 0
     previous_blank = True
-    with _open(path) as f:
-        for line in f:
-            if line.startswith(b"From ") and previous_blank and _MBOX_FROM.match(line):
-                if lines:
-                    count += 1
-                    yield _mbox_message(lines), f"mbox:{label}#{count}"
-                lines = []
-                previous_blank = False
-                continue
-            if _QUOTED_FROM.match(line):
-                line = line[1:]
-            lines.append(line)
-            previous_blank = line in (b"\n", b"\r\n")
+    for line in _lines(path):
+        if line.startswith(b"From ") and previous_blank and _MBOX_FROM.match(line):
+            if lines:
+                count += 1
+                yield _mbox_message(lines), f"mbox:{label}#{count}"
+            lines = []
+            previous_blank = False
+            continue
+        if _QUOTED_FROM.match(line):
+            line = line[1:]
+        lines.append(line)
+        previous_blank = line in (b"\n", b"\r\n")
     if lines:
         count += 1
         yield _mbox_message(lines), f"mbox:{label}#{count}"
@@ -78,7 +89,10 @@ def maildir_iter(path: Path) -> Iterator[tuple[bytes, str]]:
         for name in sorted(os.listdir(folder)):
             file = folder / name
             if file.is_file() and not name.startswith("."):
-                yield file.read_bytes(), f"maildir:{file}"
+                try:
+                    yield file.read_bytes(), f"maildir:{file}"
+                except OSError as exc:  # moved away by a mail client meanwhile
+                    logger.warning("%s: %s", file, exc)
 
 
 def _file_iter(path: Path, *, named: bool = True) -> Iterator[tuple[bytes, str]]:
@@ -88,8 +102,9 @@ def _file_iter(path: Path, *, named: bool = True) -> Iterator[tuple[bytes, str]]
         return
     if kind == "other" and not named:
         return  # in a folder, a file that does not start like mail is not mail
-    with _open(path) as f:
-        yield f.read(), f"file:{path}"
+    data = b"".join(_lines(path))
+    if data:
+        yield data, f"file:{path}"
 
 
 def paths_iter(paths: list[str | Path]) -> Iterator[tuple[bytes, str]]:

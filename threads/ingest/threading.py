@@ -23,18 +23,21 @@ def domain_is_internal(address: str, internal_domains: list[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in internal_domains)
 
 
-def _linked_thread_ids(message: Message) -> tuple[set[int], bool]:
-    """Threads linked to the message, and whether any message already names it (as an absent parent).
+def _linked_thread_ids(message: Message) -> tuple[set[int], bool, set[str]]:
+    """Threads that may be linked to the message (a superset, regrouped exactly later); whether any
+    message already names it (as an absent parent); and which of the ids it names are present.
 
     Two index lookups: the messages it names (by Message-ID) and the messages that name it or
     one of its references (MessageReference).
     """
     ids = [message.message_id, *message.related_ids]
-    threads = set(
+    present = (
         Message.objects.filter(message_id__in=ids, thread__isnull=False)
         .exclude(pk=message.pk)
-        .values_list("thread_id", flat=True)
+        .values_list("thread_id", "message_id")
     )
+    threads = {thread_id for thread_id, _ in present}
+    found = {mid for _, mid in present}
     named = False
     rows = (
         MessageReference.objects.filter(ref_id__in=ids, message__thread__isnull=False)
@@ -44,7 +47,7 @@ def _linked_thread_ids(message: Message) -> tuple[set[int], bool]:
     for thread_id, ref_id in rows:
         threads.add(thread_id)
         named = named or ref_id == message.message_id
-    return threads, named
+    return threads, named, found
 
 
 def message_references_save(*, message: Message) -> None:
@@ -164,17 +167,49 @@ def conversations(rows: list[dict], *, window_days: int, internal_domains: list[
     return list(result.values())
 
 
+def _rows_closure(message: Message, thread_ids: set[int]) -> list[dict]:
+    """The messages of ``thread_ids`` and of every thread that shares an id with them.
+
+    A thread can hold an absent message (a "phantom" named in someone's References) that the
+    new message turns out to be, linked only through other absent ones; following shared ids
+    until nothing new turns up loads every thread the new message can affect. ``thread_ids``
+    grows in place.
+    """
+    rows = list(Message.objects.filter(thread_id__in=thread_ids).values(*_FIELDS))
+    for _ in range(50):
+        ids = {message.message_id, *message.related_ids}
+        for row in rows:
+            ids.add(row["message_id"])
+            ids.update(row["related_ids"])
+        ids = list(ids)
+        more = set(
+            Message.objects.filter(message_id__in=ids, thread__isnull=False)
+            .exclude(thread_id__in=thread_ids)
+            .values_list("thread_id", flat=True)
+        ) | set(
+            MessageReference.objects.filter(ref_id__in=ids, message__thread__isnull=False)
+            .exclude(message__thread_id__in=thread_ids)
+            .values_list("message__thread_id", flat=True)
+        )
+        if not more:
+            break
+        thread_ids |= more
+        rows += list(Message.objects.filter(thread_id__in=more).values(*_FIELDS))
+    return [row for row in rows if row["pk"] != message.pk]
+
+
 def thread_assign(*, message: Message, window_days: int, internal_domains: list[str]):
     """Put ``message`` in its thread, merging or splitting the threads it touches.
 
     Returns the message's thread, the ids of the threads changed and of those removed.
     """
     message_references_save(message=message)
-    linked, named = _linked_thread_ids(message)
+    linked, named, found = _linked_thread_ids(message)
     thread_ids = linked | _subject_thread_ids(message, window_days=window_days, internal_domains=internal_domains)
-    if len(thread_ids) == 1 and not named:
-        # The common case, a reply joining one thread that nobody else points at it from:
-        # no regrouping can follow, only this message to add.
+    chain = _chain(_row(message))
+    if len(thread_ids) == 1 and not named and chain and chain[-1] in found:
+        # The common case: a reply whose parent is present, in the only thread it touches,
+        # and that no message names yet. It joins its parent's thread; nothing can split.
         thread = Thread.objects.get(pk=next(iter(thread_ids)))
         message.thread = thread
         message.save(update_fields=["thread"])
@@ -186,7 +221,7 @@ def thread_assign(*, message: Message, window_days: int, internal_domains: list[
         message.save(update_fields=["thread"])
         thread_refresh(thread=thread, internal_domains=internal_domains)
         return thread, {thread.pk}, []
-    rows = list(Message.objects.filter(thread_id__in=thread_ids).values(*_FIELDS))
+    rows = _rows_closure(message, thread_ids)
     rows.append(_row(message))
     parts = conversations(rows, window_days=window_days, internal_domains=internal_domains)
     # The biggest conversation keeps the oldest thread; any other gets one of its own.

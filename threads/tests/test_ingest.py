@@ -253,3 +253,28 @@ def test_large_message_raw_bytes_kept_exactly(workspace):
         message = Message.objects.get()
         assert bytes(message.raw) == raw and message.raw_size == len(raw)
         assert message.attachments.get().size == 512000
+
+
+def test_truncated_gzip_mbox_keeps_what_it_could_read(workspace, tmp_path, capsys):
+    whole = gzip.compress(_mbox([mail(f"t{n}@x", body="x" * 2000) for n in range(20)]))
+    (tmp_path / "cut.mbox.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    (tmp_path / "after.eml").write_bytes(mail("after@x"))
+    call_command("ingest", str(tmp_path / "cut.mbox.gz"), str(tmp_path / "after.eml"), workspace=workspace.slug)
+    out = capsys.readouterr().out
+    with workspace_context(workspace):
+        assert Message.objects.filter(message_id="after@x").exists()
+        assert Message.objects.count() >= 2
+    assert "failed 0" in out or "failed 1" in out
+
+
+def test_a_source_that_breaks_midway_still_hands_off_what_was_committed(workspace):
+    def source():
+        yield mail("ok1@x"), "t"
+        raise ConnectionError("connection dropped")
+
+    with pytest.raises(ConnectionError):
+        mail_import(workspace=workspace, messages=source())
+    with workspace_context(workspace):
+        assert Message.objects.filter(message_id="ok1@x").exists()
+        assert Job.objects.count() == 1
+        assert AuditEvent.objects.filter(type="mail.imported").exists()

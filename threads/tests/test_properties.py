@@ -99,7 +99,7 @@ def _partition(parts):
     return sorted(sorted(r["message_id"] for r in part) for part in parts)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(message_rows, st.randoms())
 def test_conversations_do_not_depend_on_order(specs, rnd):
     rows = _rows(specs)
@@ -111,7 +111,7 @@ def test_conversations_do_not_depend_on_order(specs, rnd):
 
 
 @pytest.mark.django_db(transaction=True)
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(message_rows, st.integers(0, 2**32))
 def test_import_order_does_not_change_threads(specs, seed):
     raws = [mail(mid, refs=refs, in_reply_to=(irt[0] if irt else None), subject="s") for mid, refs, irt in specs]
