@@ -153,3 +153,18 @@ JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
 JOBS_CONN_MAX_AGE = env.int("JOBS_CONN_MAX_AGE", default=600)
 # Task modules imported besides every installed app's tasks.py (the worker tests add theirs).
 JOBS_EXTRA_TASK_MODULES = env.list("THREADLINE_EXTRA_TASK_MODULES", default=[])
+
+# --- Mail ingestion -----------------------------------------------------------------------
+# Attachments up to this size are kept in storage; larger ones are recorded (name, type,
+# size, sha256) without their content.
+THREADLINE_ATTACHMENT_MAX_BYTES = env.int("THREADLINE_ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024)
+# The largest body the HTTP inbound endpoint accepts (413 above it).
+THREADLINE_INBOUND_MAX_BYTES = env.int("THREADLINE_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
+# IMAP polling (manage.py poll_imap): credentials from the environment.
+IMAP_HOST = env("IMAP_HOST", default="")
+IMAP_PORT = env.int("IMAP_PORT", default=993)
+IMAP_USER = env("IMAP_USER", default="")
+IMAP_PASSWORD = env("IMAP_PASSWORD", default="")
+IMAP_MAILBOX = env("IMAP_MAILBOX", default="INBOX")
+# A CA bundle to trust for the IMAP server (a private CA); empty: the system's.
+IMAP_CA_FILE = env("IMAP_CA_FILE", default="")

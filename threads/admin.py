@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from threads.models import Attachment, Message, Thread
+from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 
 
@@ -29,8 +29,9 @@ class ThreadAdmin(WorkspaceScopedAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ("subject", "from_email", "sent_at", "parse_status", "source")
-    list_filter = ("parse_status", "source")
+    # Operators find the messages that could not be parsed with the parse status filter.
+    list_display = ("subject", "from_email", "sent_at", "parse_status", "parse_error", "source")
+    list_filter = ("parse_status",)
     search_fields = ("subject", "from_email", "message_id")
     exclude = ("workspace", "raw")
     list_select_related = ("thread",)
@@ -41,3 +42,16 @@ class AttachmentAdmin(ReadOnlyAdmin):
     list_display = ("filename", "content_type", "size", "sha256")
     search_fields = ("filename", "sha256")
     list_filter = ("content_type",)
+
+
+@admin.register(InboundToken)
+class InboundTokenAdmin(ReadOnlyAdmin):
+    """Rotated with ``manage.py inbound_token``; only the hash is kept."""
+
+    list_display = ("workspace", "created_at")
+
+
+@admin.register(ImapCursor)
+class ImapCursorAdmin(ReadOnlyAdmin):
+    list_display = ("mailbox_key", "uidvalidity", "last_uid", "updated_at")
+    search_fields = ("mailbox_key",)

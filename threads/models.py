@@ -11,6 +11,8 @@ class Thread(TenantModel):
         ARCHIVED = "archived", "Archived"
 
     subject = models.CharField(max_length=998, blank=True)
+    # RFC 5256 base subject, casefolded: the key subject threading compares.
+    base_subject = models.CharField(max_length=998, blank=True)
     primary_contact_email = models.EmailField(max_length=320, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     participants = ArrayField(models.CharField(max_length=320), default=list, blank=True)
@@ -24,6 +26,8 @@ class Thread(TenantModel):
         indexes = [
             # The thread list of a workspace, newest first.
             models.Index(fields=["workspace", "-created_at"], name="thread_ws_created"),
+            # The thread list, most recent conversation first (threads/selectors.py, thread_list).
+            models.Index(fields=["workspace", "-last_message_at", "-id"], name="thread_ws_last_message"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -45,9 +49,15 @@ class Message(TenantModel):
     # Null only while a message that could not be parsed waits for an operator.
     thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
     message_id = models.CharField(max_length=998, help_text="Normalized Message-ID, or a content hash id.")
-    in_reply_to = models.CharField(max_length=998, blank=True)
+    in_reply_to = models.CharField(max_length=998, blank=True, help_text="The first id of In-Reply-To.")
+    in_reply_to_json = models.JSONField(default=list, blank=True)
     references_json = models.JSONField(default=list, blank=True)
+    # References and In-Reply-To together, deduplicated; also one MessageReference row each,
+    # since under row-level security a GIN index cannot serve && (arrayoverlap is not leakproof).
+    related_ids = ArrayField(models.CharField(max_length=998), default=list, blank=True)
     subject = models.CharField(max_length=998, blank=True)
+    base_subject = models.CharField(max_length=998, blank=True)
+    participants = ArrayField(models.CharField(max_length=320), default=list, blank=True)
     from_email = models.CharField(max_length=320, blank=True)
     from_name = models.CharField(max_length=300, blank=True)
     to_json = models.JSONField(default=list, blank=True)
@@ -71,6 +81,12 @@ class Message(TenantModel):
             models.Index(fields=["message_id"], name="message_message_id"),
             # A thread's messages in order.
             models.Index(fields=["thread", "-created_at"], name="message_thread_created"),
+            # Subject threading of messages without references (threads/ingest/threading.py).
+            models.Index(
+                fields=["workspace", "base_subject"],
+                name="message_ws_base_subject",
+                condition=models.Q(related_ids=[]),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "message_id"], name="message_one_per_message_id"),
@@ -96,3 +112,47 @@ class Attachment(TenantModel):
 
     def __str__(self):
         return self.filename or f"attachment {self.pk}"
+
+
+class MessageReference(TenantModel):
+    """One id that a message names in References or In-Reply-To: who points at whom, indexed."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reference_rows")
+    ref_id = models.CharField(max_length=998)
+
+    class Meta:
+        indexes = [
+            # Threading: the messages that name a given id (threads/ingest/threading.py, _linked_thread_ids).
+            models.Index(fields=["workspace", "ref_id"], name="messageref_ws_ref"),
+        ]
+
+    def __str__(self):
+        return f"{self.message_id} -> {self.ref_id}"
+
+
+class InboundToken(TenantModel):
+    """The secret of a workspace's HTTP inbound endpoint, kept only as its sha256."""
+
+    workspace = models.OneToOneField("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
+    token_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"Inbound token of workspace {self.workspace_id}"
+
+
+class ImapCursor(TenantModel):
+    """How far ``poll_imap`` has read one mailbox: UIDs are only comparable within a UIDVALIDITY."""
+
+    mailbox_key = models.CharField(max_length=500, help_text="user@host:port/mailbox")
+    uidvalidity = models.BigIntegerField(default=0)
+    last_uid = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "mailbox_key"], name="imapcursor_one_per_mailbox"),
+        ]
+
+    def __str__(self):
+        return f"{self.mailbox_key} uid {self.last_uid}"

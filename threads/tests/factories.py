@@ -1,10 +1,11 @@
 import hashlib
 
 import factory
-from django.utils import timezone
 
-from threads.models import Attachment, Message, Thread
+from threads.models import Attachment, ImapCursor, InboundToken, Message, MessageReference, Thread
 from workspaces.tests.factories import WorkspaceFactory
+
+RAW = b"From: Ana <ana@customer.example>\r\nTo: rep@team.example\r\nSubject: Hello\r\nMessage-ID: <f@x>\r\n\r\nHi\r\n"
 
 
 class ThreadFactory(factory.django.DjangoModelFactory):
@@ -12,36 +13,66 @@ class ThreadFactory(factory.django.DjangoModelFactory):
         model = Thread
 
     workspace = factory.SubFactory(WorkspaceFactory)
-    subject = factory.Sequence(lambda n: f"Pricing for rollout {n}")
-    primary_contact_email = "dana@customer.example"
-    first_message_at = factory.LazyFunction(timezone.now)
-    last_message_at = factory.LazyFunction(timezone.now)
+    subject = factory.Sequence(lambda n: f"Pricing question {n}")
+    base_subject = factory.LazyAttribute(lambda t: t.subject.casefold())
+    primary_contact_email = "ana@customer.example"
+    participants = factory.LazyFunction(lambda: ["ana@customer.example", "rep@team.example"])
+    message_count = 1
 
 
 class MessageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Message
 
-    workspace = factory.SelfAttribute("thread.workspace")
+    workspace = factory.SubFactory(WorkspaceFactory)
     thread = factory.SubFactory(ThreadFactory, workspace=factory.SelfAttribute("..workspace"))
-    message_id = factory.Sequence(lambda n: f"msg-{n}@customer.example")
-    subject = factory.SelfAttribute("thread.subject")
-    from_email = "dana@customer.example"
-    sent_at = factory.LazyFunction(timezone.now)
-    text = "Our budget is $40,000 for this year."
-    reply_text = factory.SelfAttribute("text")
-    raw = factory.LazyAttribute(lambda m: f"Message-ID: <{m.message_id}>\r\n\r\n{m.text}\r\n".encode())
-    raw_sha256 = factory.LazyAttribute(lambda m: hashlib.sha256(m.raw).hexdigest())
+    message_id = factory.Sequence(lambda n: f"m{n}@factory.example")
+    subject = "Hello"
+    base_subject = "hello"
+    from_email = "ana@customer.example"
+    participants = factory.LazyFunction(lambda: ["ana@customer.example", "rep@team.example"])
+    text = "Hi"
+    reply_text = "Hi"
+    raw = RAW
+    raw_sha256 = factory.LazyAttribute(lambda m: hashlib.sha256(bytes(m.raw)).hexdigest())
     raw_size = factory.LazyAttribute(lambda m: len(m.raw))
+    source = "factory"
 
 
 class AttachmentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Attachment
 
-    message = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
     workspace = factory.SubFactory(WorkspaceFactory)
+    message = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
     filename = "quote.pdf"
     content_type = "application/pdf"
-    size = 1234
-    sha256 = "0" * 64
+    size = 3
+    sha256 = hashlib.sha256(b"pdf").hexdigest()
+
+
+class MessageReferenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MessageReference
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    message = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
+    ref_id = "parent@factory.example"
+
+
+class InboundTokenFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = InboundToken
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    token_sha256 = hashlib.sha256(b"secret").hexdigest()
+
+
+class ImapCursorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImapCursor
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    mailbox_key = factory.Sequence(lambda n: f"user@imap.example:993/INBOX{n}")
+    uidvalidity = 1
+    last_uid = 0

@@ -1,0 +1,3 @@
+-- message_raw_write: store a large message's raw bytes as a binary parameter (no hex-escaped
+-- copy of them in the query text); runs in the caller's transaction, under its RLS context.
+UPDATE threads_message SET raw = %(raw)b WHERE id = %(id)s

@@ -1,0 +1,119 @@
+"""Thread list, thread page, a message's HTML frame, and the HTTP inbound endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from threads.html import CSP_IMAGES, CSP_STRICT, html_sanitize
+from threads.models import InboundToken, Message
+from threads.selectors import thread_get, thread_list, thread_messages
+from threads.services import message_ingest
+from workspaces.models import Workspace
+from workspaces.rls import workspace_context
+
+PAGE_SIZE = 50
+_DUMMY_HASH = hashlib.sha256(b"no token").hexdigest()
+
+
+def _page_number(request) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@login_required
+@require_GET
+def thread_list_view(request, workspace_slug):
+    """Paged by fetching one row more than a page: no COUNT(*) over a large table."""
+    query = request.GET.get("q", "")[:200]
+    page = _page_number(request)
+    start = (page - 1) * PAGE_SIZE
+    rows = list(thread_list(query=query)[start : start + PAGE_SIZE + 1])
+    context = {
+        "threads": rows[:PAGE_SIZE],
+        "query": query,
+        "page": page,
+        "has_next": len(rows) > PAGE_SIZE,
+        "has_previous": page > 1,
+    }
+    return render(request, "threads/thread_list.html", context)
+
+
+@login_required
+@require_GET
+def thread_detail_view(request, workspace_slug, thread_id):
+    thread = thread_get(thread_id=thread_id)
+    if thread is None:
+        raise Http404("No such thread")
+    messages = list(thread_messages(thread=thread))
+    return render(request, "threads/thread_detail.html", {"thread": thread, "messages": messages})
+
+
+@login_required
+@require_GET
+def message_html_view(request, workspace_slug, message_id):
+    """The message's HTML, sanitized, for a sandboxed iframe, with a strict CSP."""
+    message = Message.objects.filter(pk=message_id).only("html").first()
+    if message is None or not message.html:
+        raise Http404("No HTML")
+    images = request.GET.get("images") == "1"
+    body = html_sanitize(message.html, remote_images=images)
+    page = f'<!doctype html><meta charset="utf-8"><base target="_blank">{body}'
+    response = HttpResponse(page, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = (CSP_IMAGES if images else CSP_STRICT) + "; frame-ancestors 'self'"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _unauthorized(reason: str) -> JsonResponse:
+    response = JsonResponse({"error": "unauthorized", "detail": reason}, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="threadline-inbound"'
+    return response
+
+
+@csrf_exempt
+@require_POST
+def inbound_view(request, workspace_slug):
+    """One raw message/rfc822 per POST, authenticated by the workspace's bearer token."""
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    workspace = Workspace.objects.filter(slug=workspace_slug).first()
+    stored = None
+    if workspace is not None:
+        with workspace_context(workspace):
+            stored = InboundToken.objects.filter(workspace=workspace).values_list("token_sha256", flat=True).first()
+    given = hashlib.sha256(token.encode()).hexdigest()
+    if not hmac.compare_digest(stored or _DUMMY_HASH, given) or not stored or not token:
+        return _unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+    if request.content_type != "message/rfc822":
+        return JsonResponse(
+            {"error": "unsupported media type", "detail": "send one raw message as Content-Type: message/rfc822"},
+            status=415,
+        )
+    limit = settings.THREADLINE_INBOUND_MAX_BYTES
+    too_big = JsonResponse({"error": "too large", "detail": f"the limit is {limit} bytes"}, status=413)
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return too_big
+    except ValueError:
+        pass
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return too_big
+    if not raw:
+        return JsonResponse({"error": "empty body"}, status=400)
+    result = message_ingest(workspace=workspace, raw=raw, source="inbound")
+    status = 201 if result.status in ("new", "failed") else 200
+    return JsonResponse(
+        {"status": result.status, "message_id": result.message_id, "thread_id": result.thread_id}, status=status
+    )
