@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
+from config.named_sql import NamedQueries
 from jobs.services import enqueue
 from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
 from threads.ingest.parse import ParsedMessage, clean_text, message_parse
@@ -34,7 +35,7 @@ _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | 
 EXTRACT_TASK = "extract_thread"
 IMPORT_BATCH = 200
 RAW_INLINE_MAX = 256 * 1024
-_RAW_WRITE_SQL = (Path(__file__).resolve().parent / "sql" / "message_raw_write.sql").read_text()
+_RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["message_raw_write"]
 IMPORT_BATCH_BYTES = 16 * 1024 * 1024
 
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from workspaces.models import Membership, Workspace
 from workspaces.rls import workspace_context
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_seed_demo_creates_accounts_once_and_prints_passwords_once():
@@ -26,3 +26,19 @@ def test_seed_demo_creates_accounts_once_and_prints_passwords_once():
     with workspace_context(workspace):
         roles = dict(Membership.objects.values_list("user__username", "role"))
     assert roles == {"demo-admin": "admin", "demo-reviewer": "reviewer"}
+
+
+def test_seed_demo_imports_the_demo_mailbox_once_and_queues_extraction():
+    from jobs.models import Job
+    from threads.models import Thread
+
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    workspace = Workspace.objects.get(slug="demo")
+    with workspace_context(workspace):
+        threads = Thread.objects.count()
+        jobs = Job.objects.filter(task="extract_thread").count()
+    assert threads >= 12 and jobs == threads
+    call_command("seed_demo", stdout=StringIO())
+    with workspace_context(workspace):
+        assert Thread.objects.count() == threads

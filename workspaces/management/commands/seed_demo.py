@@ -16,12 +16,13 @@ ACCOUNTS = (("demo-admin", "admin"), ("demo-reviewer", "reviewer"))
 class Command(BaseCommand):
     help = (
         "Create the demo workspace with an admin and a reviewer account. Passwords are printed "
-        "once, when the accounts are created (set DEMO_PASSWORD to choose one). Running it again "
-        "changes nothing."
+        "once, when the accounts are created (set DEMO_PASSWORD to choose one). Imports the bundled "
+        "demo mailbox. Running it again changes nothing."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--password", default=None, help="Password for both accounts (default: random).")
+        parser.add_argument("--no-mail", action="store_true", help="Do not import the bundled demo mailbox.")
 
     def handle(self, *args, **options):
         import os
@@ -37,6 +38,14 @@ class Command(BaseCommand):
             credentials = [self._account(workspace, name, role, password) for name, role in ACCOUNTS]
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created workspace '{workspace.name}' (/w/{DEMO_SLUG}/)."))
+        if not options["no_mail"]:
+            from threads.demo import demo_mail_import
+
+            summary = demo_mail_import(workspace)
+            self.stdout.write(
+                f"Demo mailbox: {summary.read} read, {summary.new} new, {summary.duplicate} already there "
+                "(the worker extracts each new thread)."
+            )
         for username, role, new_password in credentials:
             if new_password:
                 self.stdout.write(f"  {role:<9} {username} / {new_password}   (shown once)")

@@ -1,3 +1,4 @@
--- message_raw_write: store a large message's raw bytes as a binary parameter (no hex-escaped
+-- name: message_raw_write
+-- Store a large message's raw bytes as a binary parameter (no hex-escaped
 -- copy of them in the query text); runs in the caller's transaction, under its RLS context.
 UPDATE threads_message SET raw = %(raw)b WHERE id = %(id)s
