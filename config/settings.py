@@ -135,3 +135,14 @@ LOGGING = {
 
 # The role the web and worker connect as; migrations grant it rights on every table.
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+
+# --- Extraction -------------------------------------------------------------------------
+# Any OpenAI-compatible chat-completions service. Without LLM_BASE_URL and LLM_MODEL the
+# offline rules extractor is used, whatever the policy asks for (the admin says so).
+LLM_BASE_URL = env("LLM_BASE_URL", default="")
+LLM_API_KEY = env("LLM_API_KEY", default="")
+LLM_MODEL = env("LLM_MODEL", default="")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
+LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=0.0)
+LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=0.0)
