@@ -168,3 +168,14 @@ IMAP_PASSWORD = env("IMAP_PASSWORD", default="")
 IMAP_MAILBOX = env("IMAP_MAILBOX", default="INBOX")
 # A CA bundle to trust for the IMAP server (a private CA); empty: the system's.
 IMAP_CA_FILE = env("IMAP_CA_FILE", default="")
+
+# --- Extraction -------------------------------------------------------------------------
+# Any OpenAI-compatible chat-completions service. Without LLM_BASE_URL and LLM_MODEL the
+# offline rules extractor is used, whatever the policy asks for (the admin says so).
+LLM_BASE_URL = env("LLM_BASE_URL", default="")
+LLM_API_KEY = env("LLM_API_KEY", default="")
+LLM_MODEL = env("LLM_MODEL", default="")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
+LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=0.0)
+LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=0.0)

@@ -1,20 +1,60 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from extraction.extractors.llm import LLMConfig
 from extraction.models import ExtractionRun, FieldValue
+from extraction.schemas import SCHEMAS
 from workspaces.admin_mixins import ReadOnlyAdmin
+from workspaces.selectors import policy_for
 
 
 @admin.register(ExtractionRun)
 class ExtractionRunAdmin(ReadOnlyAdmin):
-    list_display = ("thread", "schema_id", "schema_version", "model", "status", "created_at")
-    list_filter = ("status", "schema_id", "model")
-    search_fields = ("thread__subject", "error")
+    list_display = (
+        "thread",
+        "schema_id",
+        "schema_version",
+        "extractor",
+        "model",
+        "status",
+        "prompt_tokens",
+        "cost_usd",
+        "created_at",
+    )
+    list_filter = ("status", "schema_id", "extractor")
+    search_fields = ("thread__subject", "error", "model")
     list_select_related = ("thread",)
+    change_list_template = "admin/extraction/extractionrun/change_list.html"
+
+    def get_urls(self):
+        schemas = path("schemas/", self.admin_site.admin_view(self.schemas_view), name="extraction_schemas")
+        return [schemas, *super().get_urls()]
+
+    def schemas_view(self, request):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Extraction schemas",
+            "schemas": sorted(SCHEMAS.values(), key=lambda s: (s.id, s.version)),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/extraction/schemas.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        workspace = getattr(request, "workspace", None)
+        if workspace is not None and LLMConfig.from_settings() is None:
+            if policy_for(workspace_id=workspace.pk)["extractor"] == "llm":
+                messages.warning(
+                    request,
+                    "The policy asks for the LLM extractor, but LLM_BASE_URL and LLM_MODEL are not set: "
+                    "threads are read by the offline rules extractor.",
+                )
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(FieldValue)
 class FieldValueAdmin(ReadOnlyAdmin):
-    list_display = ("field_key", "field_value_json", "confidence", "status", "thread", "created_at")
-    list_filter = ("status", "field_key")
+    list_display = ("field_key", "field_value_json", "confidence", "grounded", "status", "thread", "created_at")
+    list_filter = ("status", "field_key", "grounded")
     search_fields = ("field_key", "thread__subject")
     list_select_related = ("thread",)

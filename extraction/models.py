@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from workspaces.models import TenantModel
@@ -13,7 +14,9 @@ class ExtractionRun(TenantModel):
     thread = models.ForeignKey("threads.Thread", on_delete=models.CASCADE, related_name="extraction_runs")
     schema_id = models.CharField(max_length=100)
     schema_version = models.PositiveIntegerField()
+    extractor = models.CharField(max_length=16, default="rules", help_text="rules or llm")
     model = models.CharField(max_length=200, help_text="The extractor: 'rules' or the LLM's model name.")
+    messages_seen = models.PositiveIntegerField(default=0, help_text="Messages of the thread this run read.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -49,11 +52,19 @@ class FieldValue(TenantModel):
     field_value_json = models.JSONField()
     confidence = models.FloatField()
     evidence_json = models.JSONField(default=list, blank=True, help_text="[{message_id, start, end, quote}]")
+    grounded = models.BooleanField(default=False, help_text="Every evidence quote was found in its message.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["thread", "field_key"], name="fieldvalue_thread_key")]
+        indexes = [
+            # The current values of a thread's fields (routing and the console's item page).
+            models.Index(fields=["thread", "field_key"], name="fieldvalue_thread_key"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(confidence__gte=0, confidence__lte=1), name="fieldvalue_confidence_unit"

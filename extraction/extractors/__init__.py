@@ -1,0 +1,1 @@
+"""Extractor backends behind one interface (``base.Extractor``)."""

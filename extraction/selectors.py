@@ -1,0 +1,43 @@
+"""Reads for extraction."""
+
+from __future__ import annotations
+
+from extraction.extractors.base import MessageInput
+from threads.models import Message, Thread
+from workspaces.models import Workspace
+
+
+def thread_inputs(*, thread: Thread) -> list[MessageInput]:
+    """The thread's parsed messages in order, as extractors read them."""
+    internal = {
+        d.lower() for d in Workspace.objects.values_list("internal_domains", flat=True).get(pk=thread.workspace_id)
+    }
+    messages = (
+        Message.objects.filter(thread=thread, parse_status=Message.ParseStatus.PARSED)
+        .order_by("sent_at", "created_at", "pk")
+        .values("pk", "reply_text", "sent_at", "from_email", "from_name")
+    )
+    return [
+        MessageInput(
+            id=m["pk"],
+            reply_text=m["reply_text"] or "",
+            sent_at=m["sent_at"],
+            from_email=m["from_email"],
+            from_name=m["from_name"],
+            internal=m["from_email"].rpartition("@")[2].lower() in internal,
+        )
+        for m in messages
+    ]
+
+
+def thread_current_values(*, thread_id: int) -> dict:
+    """The value each field stands at now: verified first, then accepted, then proposed."""
+    from extraction.models import FieldValue
+
+    order = {FieldValue.Status.VERIFIED: 0, FieldValue.Status.ACCEPTED: 1, FieldValue.Status.PROPOSED: 2}
+    values = FieldValue.objects.filter(thread_id=thread_id, status__in=list(order)).order_by("-created_at")
+    current: dict = {}
+    for value in values:
+        if value.field_key not in current or order[value.status] < order[current[value.field_key].status]:
+            current[value.field_key] = value
+    return current

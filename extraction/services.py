@@ -1,0 +1,244 @@
+"""Extraction runs: read a thread, extract, ground the evidence, route each value by policy.
+
+A run is three short steps so that no transaction is held open while a model answers:
+the run row is created (running), the extractor reads the thread, and the values are
+written and routed in one transaction. Earlier values are kept and marked superseded,
+never overwritten; a value a person verified is never replaced by a machine run, and a
+differing machine value goes to a person as a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from django.utils import timezone
+
+from extraction.extractors.base import ExtractionError, ExtractionOutput, MessageInput, Proposal
+from extraction.extractors.llm import LLMConfig, LLMExtractor
+from extraction.extractors.rules import RulesExtractor
+from extraction.grounding import evidence_ground
+from extraction.models import ExtractionRun, FieldValue
+from extraction.schemas import schema_get
+from extraction.selectors import thread_inputs
+from review.models import ReviewItem
+from threads.models import Thread
+from workspaces.rls import workspace_context
+from workspaces.selectors import policy_for
+from workspaces.services import audit_event_record
+
+logger = logging.getLogger(__name__)
+
+CURRENT = (FieldValue.Status.PROPOSED, FieldValue.Status.ACCEPTED)
+
+
+def extractor_for(*, policy: dict):
+    """The extractor the policy asks for; the rules extractor when no LLM is configured."""
+    if policy.get("extractor") == "llm":
+        config = LLMConfig.from_settings()
+        if config is not None:
+            return LLMExtractor(config)
+        logger.warning("policy asks for the llm extractor but LLM_BASE_URL/LLM_MODEL are not set; using rules")
+    return RulesExtractor()
+
+
+def extraction_run_execute(
+    *, workspace_id: int, thread_id: int, job_id: int | None = None, extractor=None
+) -> ExtractionRun | None:
+    """Run the workspace's extractor over one thread and route what it finds."""
+    with workspace_context(workspace_id):
+        thread = Thread.objects.filter(pk=thread_id).first()
+        if thread is None:
+            logger.info("thread %s is gone; nothing to extract", thread_id)
+            return None
+        policy = policy_for(workspace_id=workspace_id)
+        schema = schema_get(policy["schema"])
+        extractor = extractor or extractor_for(policy=policy)
+        inputs = thread_inputs(thread=thread)
+        run = ExtractionRun.objects.create(
+            workspace_id=workspace_id,
+            thread=thread,
+            schema_id=schema.id,
+            schema_version=schema.version,
+            extractor=extractor.name,
+            model=getattr(getattr(extractor, "config", None), "model", extractor.name),
+            status=ExtractionRun.Status.RUNNING,
+            started_at=timezone.now(),
+            messages_seen=len(inputs),
+        )
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="extraction.run.started",
+            thread_id=thread_id,
+            job_id=job_id,
+            data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
+        )
+    try:
+        output = extractor.extract(inputs, schema)
+    except ExtractionError as exc:
+        _run_failed(run, str(exc), job_id)
+        raise
+    except Exception as exc:
+        _run_failed(run, f"{type(exc).__name__}: {exc}", job_id)
+        raise
+    with workspace_context(workspace_id):
+        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
+        run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
+        run.model = output.model
+        run.prompt_tokens, run.completion_tokens, run.cost_usd = (
+            output.prompt_tokens,
+            output.completion_tokens,
+            output.cost_usd,
+        )
+        run.save()
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="extraction.run.finished",
+            thread_id=thread_id,
+            job_id=job_id,
+            data={"run_id": run.pk, **summary},
+        )
+    return run
+
+
+def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
+    with workspace_context(run.workspace_id):
+        ExtractionRun.objects.filter(pk=run.pk).update(
+            status=ExtractionRun.Status.FAILED, error=error[:4000], finished_at=timezone.now()
+        )
+        audit_event_record(
+            workspace_id=run.workspace_id,
+            type="extraction.run.failed",
+            thread_id=run.thread_id,
+            job_id=job_id,
+            data={"run_id": run.pk, "error": error[:500]},
+        )
+
+
+def field_values_record(
+    *, run: ExtractionRun, output: ExtractionOutput, inputs: list[MessageInput], policy: dict
+) -> dict:
+    """Store each proposal as a FieldValue and route it: accepted, or a review item saying why."""
+    texts = {m.id: m.reply_text for m in inputs}
+    summary = {"accepted": 0, "review": 0, "unchanged": 0, "conflict": 0}
+    for proposal in output.proposals:
+        outcome = _route(run, proposal, texts, policy)
+        summary[outcome] += 1
+    return summary
+
+
+def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict) -> str:
+    evidence, grounded = evidence_ground(proposal.evidence, texts)
+    current = list(
+        FieldValue.objects.filter(
+            thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
+        ).order_by("-created_at")
+    )
+    verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
+    if any(_same(v.field_value_json, proposal.value) for v in current):
+        return "unchanged"  # a rerun that finds what is already known adds nothing
+    value = FieldValue.objects.create(
+        workspace_id=run.workspace_id,
+        run=run,
+        thread_id=run.thread_id,
+        field_key=proposal.field,
+        field_value_json=proposal.value,
+        confidence=round(proposal.confidence, 4),
+        evidence_json=evidence,
+        grounded=grounded,
+        status=FieldValue.Status.PROPOSED,
+    )
+    if verified is not None:
+        _review_open(
+            value, ReviewItem.Reason.CONFLICT, {"verified_value": verified.field_value_json, "verified_id": verified.pk}
+        )
+        return "conflict"
+    _supersede(current, by=value)
+    reason = _review_reason(value, policy)
+    if reason is None:
+        FieldValue.objects.filter(pk=value.pk).update(status=FieldValue.Status.ACCEPTED, decided_at=timezone.now())
+        audit_event_record(
+            workspace_id=run.workspace_id,
+            type="field_value.accepted",
+            thread_id=run.thread_id,
+            data={"field_value_id": value.pk, "field": value.field_key, "confidence": value.confidence},
+        )
+        if _sampled(value, policy["audit_sample_rate"]):
+            _review_open(value, ReviewItem.Reason.AUDIT_SAMPLE, {})
+        return "accepted"
+    _review_open(value, reason, {"threshold": _threshold(value.field_key, policy)})
+    return "review"
+
+
+def _review_reason(value: FieldValue, policy: dict) -> str | None:
+    if not value.grounded:
+        return ReviewItem.Reason.UNGROUNDED  # a value whose quote is found nowhere is never auto-accepted
+    if value.field_key in policy["always_review_fields"]:
+        return ReviewItem.Reason.ALWAYS_REVIEW
+    if value.confidence < _threshold(value.field_key, policy):
+        return ReviewItem.Reason.LOW_CONFIDENCE
+    return None
+
+
+def _threshold(field_key: str, policy: dict) -> float:
+    return policy["field_min_confidence"].get(field_key, policy["min_confidence"])
+
+
+def _sampled(value: FieldValue, rate: float) -> bool:
+    """A stable draw per value, so the audit sample is reproducible."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"audit-sample:{value.workspace_id}:{value.pk}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+def _supersede(current: list[FieldValue], *, by: FieldValue) -> None:
+    replaced = [v.pk for v in current if v.status in CURRENT]
+    if not replaced:
+        return
+    FieldValue.objects.filter(pk__in=replaced).update(status=FieldValue.Status.SUPERSEDED)
+    ReviewItem.objects.filter(field_value_id__in=replaced, status=ReviewItem.Status.OPEN).update(
+        status=ReviewItem.Status.DISMISSED, resolved_at=timezone.now()
+    )
+    audit_event_record(
+        workspace_id=by.workspace_id,
+        type="field_value.superseded",
+        thread_id=by.thread_id,
+        data={"field": by.field_key, "superseded_ids": replaced, "by_id": by.pk},
+    )
+
+
+def _review_open(value: FieldValue, reason: str, extra: dict) -> ReviewItem:
+    others = list(
+        FieldValue.objects.filter(thread_id=value.thread_id, field_key=value.field_key)
+        .exclude(pk=value.pk)
+        .order_by("-created_at")
+        .values("id", "field_value_json", "confidence", "status")[:5]
+    )
+    item = ReviewItem.objects.create(
+        workspace_id=value.workspace_id,
+        thread_id=value.thread_id,
+        field_value=value,
+        reason=reason,
+        payload_json={
+            "field": value.field_key,
+            "proposed_value": value.field_value_json,
+            "confidence": value.confidence,
+            "evidence": value.evidence_json,
+            "grounded": value.grounded,
+            "other_values": others,
+            **extra,
+        },
+    )
+    audit_event_record(
+        workspace_id=value.workspace_id,
+        type="review_item.opened",
+        thread_id=value.thread_id,
+        data={"review_item_id": item.pk, "reason": reason, "field": value.field_key},
+    )
+    return item
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
