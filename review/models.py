@@ -33,6 +33,9 @@ class ReviewItem(TenantModel):
     field_value = models.ForeignKey(
         "extraction.FieldValue", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
     )
+    association_candidate = models.ForeignKey(
+        "deals.AssociationCandidate", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
+    )
     reason = models.CharField(max_length=32, choices=ReviewReason.choices)
     status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
     payload_json = models.JSONField(default=dict, blank=True)
