@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from workspaces import views as workspace_views
@@ -6,6 +7,8 @@ from workspaces import views as workspace_views
 urlpatterns = [
     path("", workspace_views.home, name="home"),
     path("workspace/switch/", workspace_views.workspace_switch, name="workspace-switch"),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("w/<slug:workspace_slug>/review/", include("review.urls")),
 ]

@@ -12,7 +12,7 @@ from workspaces.selectors import membership_get
 def home(request):
     """Reviewers land in their workspace's queue; everyone else at the login page."""
     if not request.user.is_authenticated:
-        return redirect("admin:login")
+        return redirect("login")
     workspace = getattr(request, "workspace", None)
     if workspace is None:
         return redirect("admin:index")
