@@ -227,3 +227,18 @@ def test_dashboard_figures(ws):
 def test_home_takes_a_reviewer_to_the_queue(ws):
     client, _ = member(ws, "rita", "reviewer")
     assert client.get("/")["Location"] == url("queue", ws)
+
+
+def test_admin_actions_use_the_same_decisions_and_link_to_the_console(ws):
+    admin_client, admin_user = member(ws, "ada", "admin")
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    items = [make_item(ws), make_item(ws)]
+    changelist = reverse("admin:review_reviewitem_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert url("item", ws, pk=items[0].pk) in page
+    admin_client.post(changelist, {"action": "approve_selected", "_selected_action": [i.pk for i in items]})
+    with workspace_context(ws):
+        assert set(ReviewItem.objects.values_list("status", flat=True)) == {"approved"}
+        assert set(FieldValue.objects.values_list("status", flat=True)) == {"verified"}
+        assert ReviewItem.objects.filter(resolved_by=admin_user).count() == 2
