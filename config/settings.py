@@ -79,6 +79,9 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _app.name, **_app.settings()}}
     DATABASE_OWNER = _owner_conn.settings()
 
+# DATABASE_NAME points a process at another database on the same server; the worker tests
+# start `runworker` subprocesses with it set to the test database.
+DATABASES["default"]["NAME"] = env("DATABASE_NAME", default=DATABASES["default"]["NAME"])
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("THREADLINE_TEST_DB", default="test_threadline")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -147,3 +150,18 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=0.0)
 LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=0.0)
+
+# --- Jobs (jobs/README.md) ----------------------------------------------------------------
+# A NOLOGIN role the app role may SET ROLE to (but does not inherit): its policy on jobs_job
+# sees every workspace, so the worker's claim can, while handlers stay in their workspace.
+DATABASE_QUEUE_ROLE = env("DATABASE_QUEUE_ROLE", default=embedded.QUEUE_ROLE)
+JOBS_LEASE_SECONDS = env.float("JOBS_LEASE_SECONDS", default=30.0)
+JOBS_POLL_SECONDS = env.float("JOBS_POLL_SECONDS", default=2.0)
+JOBS_PREFETCH = env.int("JOBS_PREFETCH", default=10)
+JOBS_SHUTDOWN_TIMEOUT = env.float("JOBS_SHUTDOWN_TIMEOUT", default=30.0)
+JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
+JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
+# A worker keeps its connection this long (seconds) instead of DATABASE_CONN_MAX_AGE.
+JOBS_CONN_MAX_AGE = env.int("JOBS_CONN_MAX_AGE", default=600)
+# Task modules imported besides every installed app's tasks.py (the worker tests add theirs).
+JOBS_EXTRA_TASK_MODULES = env.list("THREADLINE_EXTRA_TASK_MODULES", default=[])

@@ -11,4 +11,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("w/<slug:workspace_slug>/review/", include("review.urls")),
+    path("w/<slug:workspace_slug>/jobs/", include("jobs.urls")),
 ]

@@ -29,11 +29,24 @@ class Job(TenantModel):
 
     class Meta:
         indexes = [
-            # The claim query (jobs/sql/queries.sql, claim_jobs): queued jobs due now, in order.
+            # The claim query (jobs/sql/queries.sql, claim_jobs): queued jobs due now, in the
+            # order it takes them (priority first), so a deep backlog is never sorted.
             models.Index(
-                fields=["status", "run_after", "created_at"],
+                models.F("priority").desc(),
+                "run_after",
+                "id",
                 name="job_claim_queued",
                 condition=models.Q(status="queued"),
+            ),
+            # The same query's recovery half: running jobs whose lease ran out. Only status is
+            # in it (as the predicate), so a heartbeat that moves lease_expires_at stays a HOT
+            # update; running jobs are few (workers x prefetch), a scan of them is cheap.
+            models.Index(fields=["id"], name="job_running", condition=models.Q(status="running")),
+            # The operator page and prune_jobs: finished jobs by age.
+            models.Index(
+                fields=["finished_at"],
+                name="job_finished",
+                condition=models.Q(status__in=["succeeded", "failed", "cancelled"]),
             ),
         ]
         constraints = [

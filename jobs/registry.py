@@ -1,12 +1,15 @@
 """Task functions by name: ``@task("extract_thread", max_attempts=5, timeout=300)``.
 
 A handler takes ``(payload: dict, *, job)`` and runs inside its job's workspace context.
+The worker imports every installed app's ``tasks`` module (``autodiscover``), plus the
+modules named in ``settings.JOBS_EXTRA_TASK_MODULES``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class TaskSpec:
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
+_discovered = False
 
 
 def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0):
@@ -29,8 +33,25 @@ def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0):
 
 
 def task_get(name: str) -> TaskSpec | None:
+    """The task registered under ``name``; the first miss imports every app's tasks module,
+    so that a web process (which never ran ``autodiscover``) sees per-task max attempts."""
+    if name not in _REGISTRY and not _discovered:
+        autodiscover()
     return _REGISTRY.get(name)
 
 
 def task_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def autodiscover() -> list[str]:
+    """Import ``<app>.tasks`` for every installed app and the extra task modules."""
+    global _discovered
+    from django.conf import settings
+    from django.utils.module_loading import autodiscover_modules
+
+    _discovered = True
+    autodiscover_modules("tasks")
+    for module in getattr(settings, "JOBS_EXTRA_TASK_MODULES", []):
+        import_module(module)
+    return task_names()

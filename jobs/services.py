@@ -1,13 +1,29 @@
-"""Writes for the job queue."""
+"""Writes for the job queue: enqueue, and the operator's retry, cancel and prune."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db import IntegrityError, ProgrammingError, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
+from jobs.db import NOTIFY_CHANNEL, fetch
 from jobs.models import Job
 from jobs.registry import task_get
+from workspaces.models import Workspace
+from workspaces.rls import workspace_context
+from workspaces.services import audit_event_record
+
+ACTIVE = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+class JobError(Exception):
+    """An operator action that does not apply to the job as it is now."""
+
+
+class EnqueueOutsideWorkspace(JobError):
+    pass
 
 
 def enqueue(
@@ -19,14 +35,120 @@ def enqueue(
     priority: int = 0,
     dedupe_key: str | None = None,
 ) -> Job:
-    """Queue a job. Inside a transaction the job exists only if that transaction commits."""
+    """Queue a job. Inside a transaction the job exists only if that transaction commits.
+
+    Call it inside ``workspace_context(workspace)``: jobs_job is under row-level security.
+    With a ``dedupe_key`` that a queued or running job of the workspace already has, that
+    job is returned and nothing new is queued.
+    """
     spec = task_get(task)
-    return Job.objects.create(
-        workspace_id=getattr(workspace, "pk", workspace),
+    workspace_id = getattr(workspace, "pk", workspace)
+    params = {
+        "workspace_id": workspace_id,
+        "task": task,
+        "payload": Jsonb(payload),
+        "priority": priority,
+        "run_after": run_after,
+        "max_attempts": spec.max_attempts if spec else 5,
+        "dedupe_key": dedupe_key,
+        "channel": NOTIFY_CHANNEL,
+    }
+    for _ in range(3):
+        rows = _insert(params)
+        if rows:
+            break
+        # The dedupe key is taken: return that job, unless it finished in the meantime.
+        existing = Job.objects.filter(workspace_id=workspace_id, dedupe_key=dedupe_key, status__in=ACTIVE).first()
+        if existing:
+            return existing
+    else:
+        raise JobError(f"enqueue({task!r}): dedupe key {dedupe_key!r} keeps changing hands")
+    job_id, run_after_db, created_at = rows[0][:3]
+    job = Job(
+        id=job_id,
+        workspace_id=workspace_id,
         task=task,
         payload=payload,
-        run_after=run_after or timezone.now(),
         priority=priority,
+        run_after=run_after_db,
+        max_attempts=params["max_attempts"],
         dedupe_key=dedupe_key,
-        max_attempts=spec.max_attempts if spec else 5,
+        created_at=created_at,
     )
+    job._state.adding, job._state.db = False, "default"  # as if loaded: it is in the database
+    return job
+
+
+def _insert(params: dict) -> list[tuple]:
+    try:
+        return fetch("enqueue_job", params)
+    except ProgrammingError as exc:
+        if "row-level security" in str(exc):
+            raise EnqueueOutsideWorkspace(
+                f"enqueue({params['task']!r}) must run inside workspace_context(workspace "
+                f"{params['workspace_id']}): jobs_job is under row-level security"
+            ) from exc
+        raise
+
+
+def job_retry(*, job: Job, actor=None) -> Job:
+    """Queue a failed or cancelled job again, due now, with all its attempts back."""
+    with workspace_context(job.workspace_id):
+        updated = Job.objects.filter(pk=job.pk, status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+        try:
+            with transaction.atomic():
+                count = updated.update(
+                    status=Job.Status.QUEUED,
+                    attempts=0,
+                    run_after=timezone.now(),
+                    finished_at=None,
+                    locked_by="",
+                    locked_at=None,
+                    lease_expires_at=None,
+                )
+        except IntegrityError as exc:
+            raise JobError(f"job {job.pk}: another job with dedupe key {job.dedupe_key!r} is queued") from exc
+        if not count:
+            raise JobError(f"job {job.pk} is not failed or cancelled")
+        _notify()
+        audit_event_record(workspace_id=job.workspace_id, type="job.retried", actor=actor, job_id=job.pk)
+        job.refresh_from_db()
+    return job
+
+
+def job_cancel(*, job: Job, actor=None) -> Job:
+    """Cancel a queued, running or failed job. A running one's worker can no longer finish
+    it: its fenced finish matches nothing, so the handler's writes roll back."""
+    with workspace_context(job.workspace_id):
+        count = Job.objects.filter(pk=job.pk, status__in=[*ACTIVE, Job.Status.FAILED]).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
+        )
+        if not count:
+            raise JobError(f"job {job.pk} is already {Job.objects.get(pk=job.pk).status}")
+        audit_event_record(workspace_id=job.workspace_id, type="job.cancelled", actor=actor, job_id=job.pk)
+        job.refresh_from_db()
+    return job
+
+
+def jobs_prune(*, older_than: timedelta, statuses=(Job.Status.SUCCEEDED, Job.Status.CANCELLED), chunk=5000) -> int:
+    """Delete jobs that finished more than ``older_than`` ago, workspace by workspace (as the
+    app role: the queue role cannot delete), in chunks so no statement holds locks for long."""
+    cutoff, total = timezone.now() - older_than, 0
+    for workspace_id in Workspace.objects.values_list("pk", flat=True):
+        while True:
+            with workspace_context(workspace_id):
+                ids = list(
+                    Job.objects.filter(status__in=statuses, finished_at__lt=cutoff).values_list("pk", flat=True)[:chunk]
+                )
+                deleted = Job.objects.filter(pk__in=ids).delete()[0] if ids else 0
+            total += deleted
+            if len(ids) < chunk:
+                break
+    return total
+
+
+def _notify() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])

@@ -64,35 +64,38 @@ def set_request_context(*, workspace_id: int | None, user_id: int | None) -> Non
         )
 
 
-def load_sql(name: str, **identifiers: str) -> sql.Composed:
-    """Read sql/<name>.sql and fill its {placeholders} with quoted identifiers."""
-    text = (SQL_DIR / f"{name}.sql").read_text()
+def load_sql(name: str, *, sql_dir: Path = SQL_DIR, **identifiers: str) -> sql.Composed:
+    """Read <sql_dir>/<name>.sql and fill its {placeholders} with quoted identifiers."""
+    text = (sql_dir / f"{name}.sql").read_text()
     return sql.SQL(text).format(**{k: sql.Identifier(v) for k, v in identifiers.items()})
 
 
 class RunSQLFile(Operation):
     """Run named SQL files (forward, backward) from workspaces/sql; no change to model state.
 
-    The files may use {table} (the db_table of ``model_name`` in ``app_label``) and
-    {app_role} (the role the web and worker connect as).
+    The files may use {table} (the db_table of ``model_name`` in ``app_label``),
+    {app_role} (the role the web and worker connect as) and {queue_role} (the role the
+    worker's claim switches to). ``sql_app`` reads the files from that app's sql/ folder.
     """
 
     reduces_to_sql = True
     reversible = True
 
-    def __init__(self, forward: str, backward: str, model_name: str | None = None):
-        self.forward, self.backward, self.model_name = forward, backward, model_name
+    def __init__(self, forward: str, backward: str, model_name: str | None = None, sql_app: str | None = None):
+        self.forward, self.backward, self.model_name, self.sql_app = forward, backward, model_name, sql_app
 
     def state_forwards(self, app_label, state):
         pass
 
     def _run(self, app_label, schema_editor, state, file_name):
+        from django.apps import apps
         from django.conf import settings
 
-        identifiers = {"app_role": settings.DATABASE_APP_ROLE}
+        identifiers = {"app_role": settings.DATABASE_APP_ROLE, "queue_role": settings.DATABASE_QUEUE_ROLE}
         if self.model_name:
             identifiers["table"] = state.apps.get_model(app_label, self.model_name)._meta.db_table
-        statement = load_sql(file_name, **identifiers)
+        sql_dir = Path(apps.get_app_config(self.sql_app).path) / "sql" if self.sql_app else SQL_DIR
+        statement = load_sql(file_name, sql_dir=sql_dir, **identifiers)
         schema_editor.execute(statement.as_string(schema_editor.connection.connection), params=None)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
@@ -108,6 +111,8 @@ class RunSQLFile(Operation):
         kwargs = {"forward": self.forward, "backward": self.backward}
         if self.model_name:
             kwargs["model_name"] = self.model_name
+        if self.sql_app:
+            kwargs["sql_app"] = self.sql_app
         return self.__class__.__name__, [], kwargs
 
 

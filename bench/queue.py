@@ -1,0 +1,232 @@
+"""Benchmark: no-op jobs drained by 1, 2 and 4 worker processes, ours against procrastinate.
+
+    /work/main/.venv/bin/pip install -r bench/requirements.txt   # procrastinate, bench only
+    /work/main/.venv/bin/python bench/queue.py [--jobs 2000] [--latency-jobs 200] [--workers 1,2,4]
+
+Both queues run in one database (``threadline_bench``, created and migrated on first use, on
+the server the settings point at: the embedded one by default) on this machine, one
+process per worker, one job at a time per process (procrastinate ``--concurrency 1``).
+
+* **Throughput**: ``--jobs`` no-op jobs are queued first, then the workers start; jobs/s is
+  counted from the first job's start to the last one's, so process start-up is left out.
+* **Latency**: with the workers idle (waiting on LISTEN), ``--latency-jobs`` jobs are queued
+  one at a time about 10 ms apart; enqueue-to-start is the handler's start time minus the
+  moment the enqueueing transaction committed.
+
+Our workers run as the app role under row-level security, each job in its workspace
+context, exactly as in production; procrastinate runs as the owner role (it has no RLS).
+Both log at WARNING so log formatting is not measured. Never run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where "queue.py" would shadow
+# the standard library's queue module (which asgiref and concurrent.futures import later).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "threadline_bench"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["DATABASE_NAME"] = BENCH_DB
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--workers", default="1,2,4")
+    args = parser.parse_args()
+    try:
+        import procrastinate  # noqa: F401
+    except ImportError:
+        sys.exit("procrastinate is missing: /work/main/.venv/bin/pip install -r bench/requirements.txt")
+    owner = _prepare_database()
+    results = []
+    for n in [int(x) for x in args.workers.split(",")]:
+        for system in (Threadline(owner), Procrastinate(owner)):
+            results.append((n, system.name, *_run(system, n, args.jobs, args.latency_jobs)))
+            print(f"  {system.name:<13} {n} workers: {results[-1][2]:8.0f} jobs/s", flush=True)
+    _print_table(results)
+
+
+# --- the two systems ---------------------------------------------------------------------------
+
+
+class Threadline:
+    name = "threadline"
+
+    def __init__(self, owner: str):
+        from workspaces.models import Workspace
+        from workspaces.services import workspace_create
+
+        self.owner = owner
+        self.workspace = Workspace.objects.filter(slug="bench").first() or workspace_create(slug="bench", name="Bench")
+
+    def clear(self):
+        _owner_execute(self.owner, "TRUNCATE jobs_job")
+
+    def enqueue_many(self, count: int) -> list[int]:
+        from jobs.services import enqueue
+        from workspaces.rls import workspace_context
+
+        with workspace_context(self.workspace):
+            return [enqueue("bench.noop", workspace=self.workspace, payload={}).pk for _ in range(count)]
+
+    def enqueue_one(self) -> int:
+        from jobs.services import enqueue
+        from workspaces.rls import workspace_context
+
+        with workspace_context(self.workspace):
+            return enqueue("bench.noop", workspace=self.workspace, payload={}).pk
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "runworker", "--tasks", "bench.noop", "--poll-seconds", "1"]
+
+    def env(self) -> dict:
+        return {"THREADLINE_EXTRA_TASK_MODULES": "bench.tasks"}
+
+
+class Procrastinate:
+    name = "procrastinate"
+
+    def __init__(self, owner: str):
+        os.environ["BENCH_PROCRASTINATE_DSN"] = owner  # read when the app module is imported
+        from bench import procrastinate_app
+
+        self.owner = owner
+        procrastinate_app.app.open()
+
+    def clear(self):
+        _owner_execute(self.owner, "TRUNCATE procrastinate_jobs CASCADE")
+
+    def enqueue_many(self, count: int) -> list[int]:
+        from bench.procrastinate_app import noop
+
+        ids = []
+        for start in range(0, count, 500):
+            ids += noop.batch_defer(*[{}] * min(500, count - start))
+        return ids
+
+    def enqueue_one(self) -> int:
+        from bench.procrastinate_app import noop
+
+        return noop.defer()
+
+    def command(self) -> list[str]:
+        app = "--app=bench.procrastinate_app.app"
+        return [sys.executable, "-m", "procrastinate", app, "--log-level", "warning", "worker", "--concurrency", "1"]
+
+    def env(self) -> dict:
+        return {"BENCH_PROCRASTINATE_DSN": self.owner}
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+def _run(system, workers: int, jobs: int, latency_jobs: int) -> tuple[float, float, float]:
+    system.clear()
+    with tempfile.TemporaryDirectory() as out:
+        drain_ids = system.enqueue_many(jobs)
+        procs = [_start(system, out) for _ in range(workers)]
+        try:
+            starts = _wait_for(out, set(drain_ids), timeout=120)
+            first, last = min(starts.values()), max(starts.values())
+            rate = (len(drain_ids) - 1) / (last - first)
+            enqueued = {}
+            for _ in range(latency_jobs):
+                job_id = system.enqueue_one()
+                enqueued[job_id] = time.time()
+                time.sleep(0.01)
+            starts = _wait_for(out, set(enqueued), timeout=60)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    latencies = sorted((starts[i] - enqueued[i]) * 1000 for i in enqueued)
+    return rate, statistics.median(latencies), latencies[int(len(latencies) * 0.95) - 1]
+
+
+def _start(system, out: str) -> subprocess.Popen:
+    env = {**os.environ, **system.env(), "BENCH_OUT": out, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(system.command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def _wait_for(out: str, ids: set[int], *, timeout: float) -> dict[int, float]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        starts = {}
+        for path in Path(out).glob("*.txt"):
+            for line in path.read_text().splitlines():
+                job_id, at = line.split()
+                if int(job_id) in ids:
+                    starts[int(job_id)] = float(at)
+        if len(starts) == len(ids):
+            return starts
+        time.sleep(0.1)
+    raise SystemExit(f"timed out: {len(starts)} of {len(ids)} jobs started")
+
+
+# --- set-up and output ---------------------------------------------------------------------------
+
+
+def _prepare_database() -> str:
+    """Create and migrate threadline_bench (ours), apply procrastinate's schema; the owner DSN."""
+    import psycopg
+
+    from config import settings as cfg
+
+    owner = cfg.DATABASE_OWNER
+    dsn = f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']}"
+    if owner.get("PASSWORD"):
+        dsn += f" password={owner['PASSWORD']}"
+    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+    bench_dsn = f"{dsn} dbname={BENCH_DB}"
+    with psycopg.connect(bench_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
+            from procrastinate.schema import SchemaManager
+
+            conn.execute(SchemaManager.get_schema())
+    import django
+
+    django.setup()
+    return bench_dsn
+
+
+def _owner_execute(dsn: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _print_table(results) -> None:
+    by = {(n, name): rest for n, name, *rest in results}
+    print("\nworkers | threadline jobs/s | procrastinate jobs/s | ratio | latency p50/p95 ms (ours) | (procrastinate)")
+    print("--------|-------------------|----------------------|-------|---------------------------|----------------")
+    for n in sorted({n for n, *_ in results}):
+        ours, theirs = by[(n, "threadline")], by[(n, "procrastinate")]
+        print(f"{n:>7} | {ours[0]:>17.0f} | {theirs[0]:>20.0f} | {ours[0] / theirs[0]:>5.2f} | "
+              f"{ours[1]:>11.1f} / {ours[2]:<11.1f} | {theirs[1]:.1f} / {theirs[2]:.1f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Tasks for the worker tests, imported when THREADLINE_EXTRA_TASK_MODULES names this module."""
+
+import time
+from pathlib import Path
+
+from jobs.models import Job
+from jobs.registry import task
+from workspaces.models import AuditEvent
+from workspaces.services import audit_event_record
+
+SEEN: list = []  # what in-process handlers observed, for assertions
+
+
+@task("test.noop", max_attempts=3, timeout=30)
+def noop(payload, *, job):
+    pass
+
+
+@task("test.record", max_attempts=3, timeout=30)
+def record(payload, *, job):
+    """Leave one audit event per run that commits: "exactly once" is one event per job."""
+    audit_event_record(workspace_id=job.workspace_id, type="test.ran", job_id=job.id, data={"attempt": job.attempt})
+
+
+@task("test.sleep", max_attempts=3, timeout=60)
+def sleep(payload, *, job):
+    """Touch a marker file (so a test knows it started), sleep, then record the run."""
+    if payload.get("marker"):
+        Path(payload["marker"]).with_suffix(f".{job.id}.{job.attempt}").touch()
+    time.sleep(payload.get("seconds", 1))
+    record(payload, job=job)
+
+
+@task("test.fail", max_attempts=3, timeout=30)
+def fail(payload, *, job):
+    audit_event_record(workspace_id=job.workspace_id, type="test.ran", job_id=job.id)
+    raise RuntimeError(f"boom on attempt {job.attempt}")
+
+
+@task("test.slow", max_attempts=2, timeout=0.5)
+def slow(payload, *, job):
+    time.sleep(5)
+
+
+@task("test.peek", max_attempts=1, timeout=30)
+def peek(payload, *, job):
+    """What a handler can see: only its own workspace's rows."""
+    SEEN.append(
+        {
+            "jobs": set(Job.objects.values_list("workspace_id", flat=True)),
+            "events": set(AuditEvent.objects.values_list("workspace_id", flat=True)),
+        }
+    )

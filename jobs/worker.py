@@ -1,0 +1,511 @@
+"""The worker behind ``manage.py runworker``: claim, run under a lease, finish or retry.
+
+One process runs one job at a time; scaling is more processes, here or on other machines,
+coordinating only through PostgreSQL. A round:
+
+1. **Claim** up to ``prefetch`` jobs in one short transaction as the queue role
+   (``claim_jobs``): due queued jobs and running jobs whose lease ran out.
+2. **Run** each in ``workspace_context(job.workspace_id)`` as the app role. The fenced
+   ``finish_job`` update is the last statement of the handler's own transaction: the
+   handler's writes and "succeeded" commit together, and a worker that lost its lease
+   matches nothing and rolls its writes back. (A handler already runs in one transaction
+   for its workspace context; ending it with the finish costs one short row lock.)
+3. On an exception, a separate short transaction records the attempt (``fail_job``):
+   queued again after an exponential backoff with jitter, or "failed" with a review item.
+4. A heartbeat thread (its own connection) extends every lease this worker holds each
+   third of a lease, so long jobs keep theirs and only a dead or stuck worker loses them.
+5. Idle: wait on LISTEN for ``enqueue``'s NOTIFY, at most ``poll_seconds``, then claim
+   again; without LISTEN (a pooler in transaction mode) the poll alone keeps it working.
+
+SIGTERM/SIGINT: stop claiming, let the current job finish within ``shutdown_timeout``
+(then interrupt it), and release the claimed jobs that were not started. A second signal
+exits at once (releasing what it can). Leases cover whatever a ``kill -9`` leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+
+from jobs import db
+from jobs.registry import task_get
+from review.models import ReviewItem
+from workspaces.rls import WORKSPACE_SETTING, workspace_context
+from workspaces.services import audit_event_record
+
+log = logging.getLogger("jobs.worker")
+
+ERROR_LIMIT = 4000  # characters of error and traceback kept on the job row
+PREFETCH_SECONDS = 0.5  # at most about this much work is claimed ahead (see _claim_limit)
+
+
+class LeaseLost(Exception):
+    """The job's lease is no longer this worker's: another worker reclaimed it, or it was cancelled."""
+
+
+class JobTimeout(Exception):
+    """The handler ran past its task's timeout."""
+
+
+class ShutdownTimeout(BaseException):
+    """The worker is stopping and the current job did not finish within the shutdown timeout."""
+
+
+class WorkerExit(BaseException):
+    """A second stop signal: leave now."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    workspace_id: int
+    task: str
+    payload: dict
+    attempt: int
+    max_attempts: int
+    priority: int = 0
+
+
+def retry_delay(attempt: int, *, base: float, cap: float, rng=random) -> float:
+    """Seconds before retry ``attempt + 1``: ``base * 2**(attempt - 1)`` capped at ``cap``,
+    then "equal jitter" (a uniform draw from the upper half) so that jobs failing together
+    do not retry together, while the wait still grows with every attempt."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        tasks: list[str],
+        batch: bool = False,
+        max_jobs: int | None = None,
+        prefetch: int | None = None,
+        lease_seconds: float | None = None,
+        poll_seconds: float | None = None,
+        shutdown_timeout: float | None = None,
+        listen: bool = True,
+        worker_id: str | None = None,
+    ):
+        self.tasks = tasks
+        self.batch, self.max_jobs = batch, max_jobs
+        # An explicit prefetch is used as given; by default it adapts (see _claim_limit).
+        self.prefetch, self.adaptive = prefetch or settings.JOBS_PREFETCH, prefetch is None
+        self.lease_seconds = lease_seconds or settings.JOBS_LEASE_SECONDS
+        self.poll_seconds = poll_seconds if poll_seconds is not None else settings.JOBS_POLL_SECONDS
+        self.shutdown_timeout = shutdown_timeout if shutdown_timeout is not None else settings.JOBS_SHUTDOWN_TIMEOUT
+        self.listen = listen
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.processed = 0
+        self.stopping = False
+        self._claimed: deque[ClaimedJob] = deque()
+        self._held: dict[int, int] = {}  # job id -> attempt, for the heartbeat
+        self._held_lock = threading.Lock()
+        self._current: ClaimedJob | None = None
+        self._current_started = 0.0
+        self._avg_seconds: float | None = None  # moving average of recent job durations
+        self._alarm_reason = "timeout"
+        self._in_handler = False
+        self._listener = None
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped (or drained, with ``batch``); return the number of jobs run."""
+        restore = self._install_signals()
+        restore_max_age = self._keep_connection()
+        heartbeat = _Heartbeat(self)
+        heartbeat.start()
+        self._listener = self._open_listener() if self.listen and not self.batch else None
+        log.info("worker %s started: tasks=%s prefetch=%s lease=%ss", self.worker_id, ",".join(self.tasks),
+                 self.prefetch, self.lease_seconds)  # fmt: skip
+        if not self.tasks:
+            log.warning("worker %s: no task is registered, nothing will be claimed", self.worker_id)
+        try:
+            while not self.stopping and not self._reached_max():
+                try:
+                    if not self._step():
+                        break
+                except DatabaseError:
+                    # The database went away or restarted: log, reconnect after a pause, go on.
+                    # Whatever this worker had claimed comes back when its lease runs out.
+                    log.exception("worker %s: database error, retrying in %ss", self.worker_id, self.poll_seconds)
+                    connection.close()
+                    if self.batch:
+                        raise
+                    self._wait()
+        except WorkerExit:
+            log.warning("worker %s: second signal, exiting now", self.worker_id)
+        finally:
+            self._release_all()
+            heartbeat.stop()
+            self._close_listener()
+            restore_max_age()
+            restore()
+        log.info("worker %s stopped after %s jobs", self.worker_id, self.processed)
+        return self.processed
+
+    def _step(self) -> bool:
+        """Run one claimed job, or claim, or wait; False when a batch run is drained."""
+        if not self._claimed:
+            self._claimed.extend(self.claim(self._claim_limit()))
+        if self._claimed:
+            self.run_job(self._claimed.popleft())
+        elif self.batch:
+            return False
+        else:
+            # Check the connection (health, age) when idle, not before every job: the check
+            # is a round trip, and a broken connection shows up as an error anyway.
+            close_old_connections()
+            self._wait()
+        return True
+
+    def _reached_max(self) -> bool:
+        return self.max_jobs is not None and self.processed >= self.max_jobs
+
+    def _claim_limit(self) -> int:
+        """Prefetch only what this worker can start soon: about ``PREFETCH_SECONDS`` of work at
+        the recent job duration, so short jobs come ten to a round trip while a burst of long
+        ones is spread over the workers instead of queueing behind one of them."""
+        limit = self.prefetch
+        if not self.adaptive:
+            pass
+        elif self._avg_seconds is None:
+            limit = 1  # nothing known yet
+        elif self._avg_seconds > 0:
+            limit = max(1, min(limit, int(PREFETCH_SECONDS / self._avg_seconds)))
+        if self.max_jobs is not None:
+            limit = min(limit, self.max_jobs - self.processed)
+        return max(0, limit)
+
+    # --- the queue's statements -----------------------------------------------------------
+
+    def claim(self, limit: int) -> list[ClaimedJob]:
+        """Claim up to ``limit`` jobs (due or with an expired lease) for this worker."""
+        if limit <= 0 or not self.tasks:
+            return []
+        params = {"limit": limit, "tasks": self.tasks, "worker": self.worker_id, "lease_seconds": self.lease_seconds}
+        rows = db.queue_fetch("claim_jobs", params)
+        jobs = sorted((_claimed(row) for row in rows), key=lambda j: (-j.priority, j.id))
+        with self._held_lock:
+            self._held.update((j.id, j.attempt) for j in jobs)
+        return jobs
+
+    def heartbeat(self) -> set[int]:
+        """Extend every lease this worker holds; forget (and return) those it lost.
+
+        A job that has run past its task's timeout plus one lease is no longer extended: its
+        handler is wedged where SIGALRM cannot reach it, and another worker should take over.
+        """
+        with self._held_lock:
+            held = dict(self._held)
+        current, started = self._current, self._current_started
+        if current is not None and current.id in held:
+            spec = task_get(current.task)
+            if spec and time.monotonic() - started > spec.timeout + self.lease_seconds:
+                log.warning(
+                    "worker %s: job %s overran its timeout; letting its lease lapse", self.worker_id, current.id
+                )
+                held.pop(current.id)
+        if not held:
+            return set()
+        params = {"ids": list(held), "attempts": list(held.values()), "worker": self.worker_id}
+        kept = {row[0] for row in db.queue_fetch("heartbeat", {**params, "lease_seconds": self.lease_seconds})}
+        lost = set(held) - kept
+        if lost:
+            log.warning("worker %s lost the lease of jobs %s", self.worker_id, sorted(lost))
+            self._forget(lost)
+        return lost
+
+    def release(self, jobs: list[ClaimedJob]) -> list[int]:
+        """Queue again jobs this worker claimed but will not run, undoing their attempt."""
+        if not jobs:
+            return []
+        params = {"ids": [j.id for j in jobs], "attempts": [j.attempt for j in jobs], "worker": self.worker_id}
+        released = [row[0] for row in db.queue_fetch("release_jobs", params)]
+        self._forget(j.id for j in jobs)
+        return released
+
+    def run_job(self, job: ClaimedJob) -> str:
+        """Run one claimed job to an outcome and log one line about it."""
+        started = self._current_started = time.monotonic()
+        self._current = job
+        try:
+            # Still ours? A heartbeat may have found it cancelled or taken over meanwhile.
+            outcome = self._run(job) if job.id in self._held else "lease_lost"
+        finally:
+            self._current = None
+            self._forget([job.id])
+            self.processed += 1
+        seconds = time.monotonic() - started
+        self._avg_seconds = seconds if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * seconds
+        log.info(
+            "job %s",
+            json.dumps(
+                {
+                    "task": job.task,
+                    "workspace": job.workspace_id,
+                    "job_id": job.id,
+                    "attempt": job.attempt,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "outcome": outcome,
+                    "worker": self.worker_id,
+                }
+            ),
+        )
+        return outcome
+
+    def _run(self, job: ClaimedJob) -> str:
+        spec = task_get(job.task)
+        if spec is None:
+            return self._fail(job, f"no task named {job.task!r} is registered in this worker")
+        if job.attempt > job.max_attempts:
+            # Reclaimed after its last attempt's worker died (a crash, OOM, kill -9).
+            return self._fail(job, "the worker running the last attempt was lost (lease expired)")
+        committed = False
+        try:
+            with self._deadline(spec.timeout), self._job_context(job, spec.timeout):
+                spec.func(job.payload, job=job)
+                if not db.fetch("finish_job", {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}):
+                    raise LeaseLost(job.id)
+                committed = True
+        except LeaseLost:
+            return "lease_lost"
+        except ShutdownTimeout:
+            self._safe(self.release, [job])
+            return "released"
+        except WorkerExit:
+            self._safe(self.release, [job])  # its writes rolled back; it runs again elsewhere
+            raise
+        except Exception as exc:
+            if committed:
+                return "succeeded"
+            return self._fail(job, _describe(exc))
+        return "succeeded"
+
+    def _fail(self, job: ClaimedJob, error: str) -> str:
+        """Record a failed attempt: retry later, or "failed" with a review item."""
+        delay = retry_delay(job.attempt, base=settings.JOBS_RETRY_BASE_SECONDS, cap=settings.JOBS_RETRY_MAX_SECONDS)
+        params = {"id": job.id, "worker": self.worker_id, "attempt": job.attempt, "error": error[:ERROR_LIMIT]}
+        for tries in (1, 2):
+            try:
+                with workspace_context(job.workspace_id):
+                    rows = db.fetch("fail_job", {**params, "delay_seconds": delay})
+                    if rows and rows[0][0] == "failed":
+                        _review_failed(job, error)
+                break
+            except DatabaseError:
+                # The interrupted handler may have left the connection unusable: reconnect once.
+                connection.close()
+                if tries == 2:
+                    raise
+        if not rows:
+            return "lease_lost"
+        return "failed" if rows[0][0] == "failed" else "retry"
+
+    @contextmanager
+    def _job_context(self, job: ClaimedJob, timeout: float):
+        """The handler's transaction: the job's workspace context, with the task's timeout as
+        the statement timeout. It is what ``workspace_context`` sets; at the top level there
+        is no outer workspace to save and restore, so one statement sets both (inside an
+        outer transaction, as in some tests, workspace_context itself is used)."""
+        if connection.in_atomic_block:
+            with workspace_context(job.workspace_id):
+                _set_configs({"statement_timeout": f"{int(timeout * 1000)}ms"})
+                yield
+            return
+        with transaction.atomic():
+            _set_configs({WORKSPACE_SETTING: str(job.workspace_id), "statement_timeout": f"{int(timeout * 1000)}ms"})
+            yield
+
+    def _keep_connection(self):
+        """Keep this process's connections open between jobs (Django's default max age of 0
+        would reconnect for every job); close_old_connections still retires broken ones."""
+        saved = connection.settings_dict["CONN_MAX_AGE"]
+        connection.settings_dict["CONN_MAX_AGE"] = settings.JOBS_CONN_MAX_AGE
+        if connection.connection is not None and not connection.in_atomic_block:
+            connection.close()  # opened with the old max age; reopen with the new one
+
+        def restore():
+            connection.settings_dict["CONN_MAX_AGE"] = saved
+
+        return restore
+
+    def _forget(self, ids) -> None:
+        with self._held_lock:
+            for job_id in ids:
+                self._held.pop(job_id, None)
+
+    def _release_all(self) -> None:
+        pending = list(self._claimed)
+        if self._current is not None:
+            pending.append(self._current)
+        self._claimed.clear()
+        if pending:
+            released = self._safe(self.release, pending) or []
+            log.info("worker %s released %s claimed jobs: %s", self.worker_id, len(released), released)
+
+    def _safe(self, func, *args):
+        try:
+            return func(*args)
+        except Exception:
+            log.exception("worker %s: %s failed", self.worker_id, func.__name__)
+            connection.close()
+            return None
+
+    # --- waiting: LISTEN/NOTIFY with polling as the fallback ---------------------------------
+
+    def _open_listener(self):
+        import psycopg
+        from psycopg import sql
+
+        try:
+            conn = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(db.NOTIFY_CHANNEL)))
+            return conn
+        except psycopg.Error as exc:
+            log.warning("worker %s: LISTEN unavailable (%s); polling every %ss", self.worker_id, exc, self.poll_seconds)
+            return None
+
+    def _wait(self) -> None:
+        """Sleep until a NOTIFY, a stop signal or the poll interval, whichever comes first."""
+        deadline = time.monotonic() + self.poll_seconds * random.uniform(0.9, 1.1)
+        while not self.stopping and (remaining := deadline - time.monotonic()) > 0:
+            step = min(0.25, remaining)
+            if self._listener is None:
+                time.sleep(step)
+                continue
+            try:
+                if list(self._listener.notifies(timeout=step, stop_after=1)):
+                    list(self._listener.notifies(timeout=0))  # one wake-up for a burst
+                    return
+            except Exception as exc:  # the listening connection broke: poll from now on
+                log.warning("worker %s: LISTEN connection lost (%s); polling", self.worker_id, exc)
+                self._close_listener()
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None
+
+    # --- signals and deadlines -------------------------------------------------------------
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore():
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def request_stop(self) -> None:
+        """What the first SIGTERM does: stop claiming, give the current job its grace period."""
+        self.stopping = True
+        if not self._in_handler or threading.current_thread() is not threading.main_thread():
+            return
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        if not remaining or remaining > self.shutdown_timeout:
+            self._alarm_reason = "shutdown"
+            signal.setitimer(signal.ITIMER_REAL, max(self.shutdown_timeout, 0.001))
+
+    def _on_stop_signal(self, signum, frame):
+        if self.stopping:
+            raise WorkerExit
+        log.info("worker %s: %s, finishing the current job (at most %ss)", self.worker_id,
+                 signal.Signals(signum).name, self.shutdown_timeout)  # fmt: skip
+        self.request_stop()
+
+    def _on_alarm(self, signum, frame):
+        if self._alarm_reason == "shutdown":
+            raise ShutdownTimeout
+        raise JobTimeout(f"task timed out after {task_get(self._current.task).timeout}s")
+
+    @contextmanager
+    def _deadline(self, seconds: float):
+        """SIGALRM interrupts the handler after ``seconds`` (or the shutdown grace, whichever
+        request_stop sets); only the main thread receives signals, elsewhere no deadline."""
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            self._alarm_reason = "timeout"
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        self._in_handler = True
+        try:
+            yield
+        finally:
+            self._in_handler = False
+            if in_main:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+
+class _Heartbeat(threading.Thread):
+    """Extends the worker's leases every third of a lease, on its own database connection."""
+
+    def __init__(self, worker: Worker):
+        super().__init__(name=f"heartbeat-{worker.worker_id}", daemon=True)
+        self.worker, self._stop_event = worker, threading.Event()
+
+    def run(self):
+        try:
+            while not self._stop_event.wait(self.worker.lease_seconds / 3):
+                try:
+                    self.worker.heartbeat()
+                except Exception:
+                    log.exception("worker %s: heartbeat failed", self.worker.worker_id)
+                    connection.close()
+        finally:
+            connection.close()
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+def _set_configs(values: dict[str, str]) -> None:
+    """Set several transaction-local settings in one round trip."""
+    selects = ", ".join(["set_config(%s, %s, true)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {selects}", [x for item in values.items() for x in item])  # noqa: S608
+
+
+def _claimed(row) -> ClaimedJob:
+    job_id, workspace_id, task, payload, attempt, max_attempts, priority = row
+    return ClaimedJob(job_id, workspace_id, task, json.loads(payload) if isinstance(payload, str) else payload,
+                      attempt, max_attempts, priority)  # fmt: skip
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and the end of its traceback (the frames nearest the failure)."""
+    text = "".join(traceback.format_exception(exc))
+    head = f"{type(exc).__name__}: {exc}\n"
+    return head + text[-(ERROR_LIMIT - len(head)) :]
+
+
+def _review_failed(job: ClaimedJob, error: str) -> None:
+    ReviewItem.objects.create(
+        workspace_id=job.workspace_id,
+        reason=ReviewItem.Reason.JOB_FAILED,
+        payload_json={"job_id": job.id, "task": job.task, "attempts": job.attempt, "error": error[:500]},
+    )
+    audit_event_record(workspace_id=job.workspace_id, type="job.failed", job_id=job.id, data={"task": job.task})
