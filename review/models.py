@@ -55,6 +55,8 @@ class ReviewItem(TenantModel):
         indexes = [
             # The review queue: a workspace's open items, newest first.
             models.Index(fields=["workspace", "status", "-created_at"], name="review_ws_status_created"),
+            # The queue's capped counts per reason (review/sql/queries.sql, counts_by_reason_capped).
+            models.Index(fields=["workspace", "status", "reason"], name="review_ws_status_reason"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(reason__in=ReviewReason.values), name="review_reason_valid"),

@@ -7,11 +7,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from review.models import ReviewItem
+from review.sql import QUERIES
 from threads.models import Message
 from workspaces.models import AuditEvent
 
@@ -67,10 +69,7 @@ def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit
     after = _decode_cursor(cursor)
     if after is not None:
         created_at, pk = after
-        if filters.sort == "newest":
-            items = items.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
-        else:
-            items = items.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+        items = items.filter(_before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk))
     page = list(items.order_by(*order)[: limit + 1])
     next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
     return page[:limit], next_cursor
@@ -93,24 +92,45 @@ def _filtered(filters: QueueFilters, user):
     return items
 
 
-def queue_counts_by_reason(*, status: str = "open") -> dict[str, int]:
-    """Open items per reason: one grouped scan of the workspace's open items (index on status)."""
-    rows = ReviewItem.objects.filter(status=status).values("reason").annotate(n=Count("id"))
-    counts = {row["reason"]: row["n"] for row in rows}
-    return {reason: counts.get(reason, 0) for reason in ReviewItem.Reason.values}
+COUNT_CAP = 1000
+
+
+def queue_counts_by_reason(*, status: str = "open", cap: int | None = COUNT_CAP) -> dict[str, int]:
+    """Items per reason in one status. With a cap, each count stops there (shown as "1000+"),
+    so the queue page does not slow down as the queue grows; the dashboard counts exactly."""
+    if cap is None:
+        rows = ReviewItem.objects.filter(status=status).values("reason").annotate(n=Count("id"))
+        counts = {row["reason"]: row["n"] for row in rows}
+        return {reason: counts.get(reason, 0) for reason in ReviewItem.Reason.values}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            QUERIES["counts_by_reason_capped"], {"status": status, "cap": cap + 1, "reasons": ReviewItem.Reason.values}
+        )
+        return dict(cursor.fetchall())
 
 
 def queue_neighbours(*, item: ReviewItem, filters: QueueFilters, user) -> tuple[int | None, int | None]:
     """The items before and after this one in queue order (for j/k and 'next after a decision')."""
     base = _filtered(filters, user).exclude(pk=item.pk)
-    newer = base.filter(Q(created_at__gt=item.created_at) | Q(created_at=item.created_at, pk__gt=item.pk))
-    older = base.filter(Q(created_at__lt=item.created_at) | Q(created_at=item.created_at, pk__lt=item.pk))
+    newer = base.filter(_after(item.created_at, item.pk))
+    older = base.filter(_before(item.created_at, item.pk))
     prev_q, next_q = (newer.order_by("created_at", "id"), older.order_by("-created_at", "-id"))
     if filters.sort == "oldest":
         prev_q, next_q = older.order_by("-created_at", "-id"), newer.order_by("created_at", "id")
     prev_id = prev_q.values_list("pk", flat=True).first()
     next_id = next_q.values_list("pk", flat=True).first()
     return prev_id, next_id
+
+
+def _before(created_at, pk) -> Q:
+    """Keyset condition for (created_at, id) < (created_at, pk). The redundant bound on
+    created_at alone is what lets the index range-scan from the cursor instead of filtering
+    every newer row."""
+    return Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(pk__lt=pk))
+
+
+def _after(created_at, pk) -> Q:
+    return Q(created_at__gte=created_at) & (Q(created_at__gt=created_at) | Q(pk__gt=pk))
 
 
 def _encode_cursor(item: ReviewItem) -> str:
@@ -213,7 +233,7 @@ def dashboard_figures(*, days: int = 30) -> dict:
     )
     total = routed["accepted"] + routed["reviewed"]
     return {
-        "open_by_reason": queue_counts_by_reason(),
+        "open_by_reason": queue_counts_by_reason(cap=None),
         "open_total": open_items.count(),
         "oldest_age": (now - oldest) if oldest else None,
         "decisions_today": per_reviewer,

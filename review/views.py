@@ -65,6 +65,7 @@ def queue(request):
             "items": [(i, _item_url(request, i.pk, filters)) for i in items],
             "filters": filters,
             "reason_counts": [(key, label, counts[key]) for key, label in ReviewItem.Reason.choices],
+            "count_cap": selectors.COUNT_CAP,
             "reasons": ReviewItem.Reason.choices,
             "statuses": ReviewItem.Status.choices,
             "next_url": f"{_queue_url(request, filters)}{'&' if filters.querystring() else '?'}after={next_cursor}"
