@@ -6,6 +6,8 @@ creating and migrating the test database, and emptying it after tests that commi
 role has no TRUNCATE, which would bypass row-level security).
 """
 
+import os
+
 import pytest
 from django.db.backends.postgresql.operations import DatabaseOperations
 
@@ -33,3 +35,28 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     if not keepdb:
         with django_db_blocker.unblock(), owner_connection():
             teardown_databases(config, verbosity=request.config.option.verbose)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium for the session (see tests/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the
+    # test body are still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()

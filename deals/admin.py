@@ -22,11 +22,34 @@ class ThreadLinkAdmin(WorkspaceScopedAdmin):
 
 @admin.register(AssociationCandidate)
 class AssociationCandidateAdmin(WorkspaceScopedAdmin):
-    list_display = ("thread", "status", "chosen_deal", "created_at")
+    """Read here; decided in the console (the same service as the queue), linked per row."""
+
+    list_display = ("thread", "status", "decision", "chosen_deal", "created_at", "in_console")
+    readonly_fields = ("thread", "candidates_json", "status", "decision", "chosen_deal", "resolved_by", "resolved_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Console")
+    def in_console(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        items = sorted(obj.review_items.all(), key=lambda i: i.created_at, reverse=True)
+        if not items:
+            return "—"
+        url = reverse("review:item", kwargs={"workspace_slug": obj.workspace.slug, "pk": items[0].pk})
+        return format_html('<a href="{}">decide</a>', url)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("review_items")
+
     list_filter = ("status",)
     search_fields = ("thread__subject",)
-    raw_id_fields = ("thread", "chosen_deal")
-    list_select_related = ("thread", "chosen_deal")
+    list_select_related = ("thread", "chosen_deal", "workspace")
 
 
 @admin.register(DealFact)

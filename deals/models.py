@@ -71,7 +71,14 @@ class AssociationCandidate(TenantModel):
 
     thread = models.ForeignKey("threads.Thread", on_delete=models.CASCADE, related_name="association_candidates")
     candidates_json = models.JSONField(default=list, help_text="[{deal_id, score, signals: {name: score}}]")
+
+    class Decision(models.TextChoices):
+        DEAL = "deal", "Linked to a deal"
+        NONE = "none", "No deal"
+        NEW_DEAL = "new_deal", "A new deal is needed"
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
     chosen_deal = models.ForeignKey(Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -87,6 +94,9 @@ class AssociationCandidate(TenantModel):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=["open", "resolved", "dismissed"]), name="assoc_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(decision__in=["", "deal", "none", "new_deal"]), name="assoc_decision_valid"
             ),
         ]
 

@@ -33,6 +33,9 @@ class ReviewItem(TenantModel):
     field_value = models.ForeignKey(
         "extraction.FieldValue", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
     )
+    association_candidate = models.ForeignKey(
+        "deals.AssociationCandidate", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
+    )
     reason = models.CharField(max_length=32, choices=ReviewReason.choices)
     status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
     payload_json = models.JSONField(default=dict, blank=True)
@@ -52,6 +55,8 @@ class ReviewItem(TenantModel):
         indexes = [
             # The review queue: a workspace's open items, newest first.
             models.Index(fields=["workspace", "status", "-created_at"], name="review_ws_status_created"),
+            # The queue's capped counts per reason (review/sql/queries.sql, counts_by_reason_capped).
+            models.Index(fields=["workspace", "status", "reason"], name="review_ws_status_reason"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(reason__in=ReviewReason.values), name="review_reason_valid"),

@@ -98,6 +98,8 @@ class AuditEvent(TenantModel):
         indexes = [
             # The audit tab of a workspace, newest first.
             models.Index(fields=["workspace", "-created_at"], name="audit_ws_created"),
+            # An item's history in the console: events whose data names the review item.
+            models.Index(models.F("data_json__review_item_id"), name="audit_review_item"),
         ]
 
     def __str__(self):

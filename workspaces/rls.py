@@ -52,8 +52,16 @@ def workspace_context(workspace, *, user=None):
 
 def set_request_context(*, workspace_id: int | None, user_id: int | None) -> None:
     """Inside the request's transaction: the user (for their own memberships) and workspace."""
-    _set_local(USER_SETTING, user_id)
-    _set_local(WORKSPACE_SETTING, workspace_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+            [
+                USER_SETTING,
+                "" if user_id is None else str(user_id),
+                WORKSPACE_SETTING,
+                "" if workspace_id is None else str(workspace_id),
+            ],
+        )
 
 
 def load_sql(name: str, *, sql_dir: Path = SQL_DIR, **identifiers: str) -> sql.Composed:

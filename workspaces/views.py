@@ -9,6 +9,16 @@ from workspaces.models import Workspace
 from workspaces.selectors import membership_get
 
 
+def home(request):
+    """Reviewers land in their workspace's queue; everyone else at the login page."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    workspace = getattr(request, "workspace", None)
+    if workspace is None:
+        return redirect("admin:index")
+    return redirect("review:queue", workspace_slug=workspace.slug)
+
+
 @login_required
 @require_POST
 def workspace_switch(request):

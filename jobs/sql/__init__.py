@@ -7,20 +7,17 @@ files here are schema SQL, run by ``workspaces.rls.RunSQLFile(..., sql_app="jobs
 
 from __future__ import annotations
 
-import re
-from functools import cache
 from pathlib import Path
 
+from config.named_sql import NamedQueries
+
 SQL_DIR = Path(__file__).resolve().parent
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.M)
+_QUERIES = NamedQueries(SQL_DIR)
 
 
-@cache
 def queries() -> dict[str, str]:
-    text = (SQL_DIR / "queries.sql").read_text()
-    parts = _NAME.split(text)[1:]
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[::2], parts[1::2], strict=True)}
+    return _QUERIES.queries
 
 
 def query(name: str) -> str:
-    return queries()[name]
+    return _QUERIES[name]

@@ -1,0 +1,7 @@
+"""Named queries of the review console (queries.sql)."""
+
+from pathlib import Path
+
+from config.named_sql import NamedQueries
+
+QUERIES = NamedQueries(Path(__file__).resolve().parent)

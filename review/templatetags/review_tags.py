@@ -1,0 +1,26 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def undo_target(extra_tags: str) -> int | None:
+    """The review item a flash message offers to undo ("undo:<pk>" in its tags)."""
+    for tag in (extra_tags or "").split():
+        if tag.startswith("undo:") and tag[5:].isdigit():
+            return int(tag[5:])
+    return None
+
+
+@register.filter
+def duration_short(delta) -> str:
+    """A timedelta as the largest sensible unit: 3d 4h, 5h 12m, 7m."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
