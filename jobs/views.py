@@ -20,7 +20,7 @@ def queue_view(request, workspace_slug):
         "running": jobs_running_list(),
         "can_act": request.membership.can_decide,
     }
-    return render(request, "jobs/queue.html", context)
+    return render(request, "jobs/queue.html", {**context, "nav": "jobs"})
 
 
 def _act(request, job_id, action):

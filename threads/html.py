@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import nh3
+
+_CSS_URL = re.compile(r"url\s*\([^)]*\)", re.I)
 
 # Shown inside <iframe sandbox> with this policy: no scripts, no plugins, no forms, no fetches.
 CSP_STRICT = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -26,6 +30,8 @@ def html_sanitize(html: str, *, remote_images: bool = False) -> str:
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if tag == "img" and attribute == "src" and not remote_images and not value.startswith("data:"):
             return None
+        if attribute == "style" and not remote_images and "url(" in value.lower():
+            return _CSS_URL.sub("none", value)  # a background image is a tracking pixel too
         return value
 
     return nh3.clean(

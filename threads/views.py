@@ -45,7 +45,7 @@ def thread_list_view(request, workspace_slug):
         "has_next": len(rows) > PAGE_SIZE,
         "has_previous": page > 1,
     }
-    return render(request, "threads/thread_list.html", context)
+    return render(request, "threads/thread_list.html", {**context, "nav": "threads"})
 
 
 @login_required
@@ -54,8 +54,12 @@ def thread_detail_view(request, workspace_slug, thread_id):
     thread = thread_get(thread_id=thread_id)
     if thread is None:
         raise Http404("No such thread")
-    messages = list(thread_messages(thread=thread))
-    return render(request, "threads/thread_detail.html", {"thread": thread, "messages": messages})
+    # Not "messages": that name belongs to the flash messages every page shows.
+    return render(
+        request,
+        "threads/thread_detail.html",
+        {"thread": thread, "thread_messages": list(thread_messages(thread=thread)), "nav": "threads"},
+    )
 
 
 @login_required
