@@ -88,7 +88,7 @@ def load_labelled(path: Path) -> list[dict]:
     return rows
 
 
-def thread_inputs(row: dict, reply_text: Callable[[str], str] = lambda text: text) -> list[MessageInput]:
+def thread_inputs(row: dict, reply_text: Callable[..., str] = lambda text, **_: text) -> list[MessageInput]:
     internal = {d.lower() for d in row.get("internal_domains", [])}
     inputs = []
     for message in row["messages"]:
@@ -97,7 +97,7 @@ def thread_inputs(row: dict, reply_text: Callable[[str], str] = lambda text: tex
         inputs.append(
             MessageInput(
                 id=int(message["id"]),
-                reply_text=reply_text(message["text"]),
+                reply_text=reply_text(message["text"], forwarded=_forward(message.get("subject", ""))),
                 sent_at=sent,
                 from_email=address.lower(),
                 from_name=name,
@@ -107,7 +107,15 @@ def thread_inputs(row: dict, reply_text: Callable[[str], str] = lambda text: tex
     return inputs
 
 
-def evaluate(extractor, rows: list[dict], schema: Schema, reply_text: Callable[[str], str] = lambda t: t) -> EvalReport:
+def _forward(subject: str) -> bool:
+    from threads.ingest.reply import is_forward
+
+    return is_forward(subject)
+
+
+def evaluate(
+    extractor, rows: list[dict], schema: Schema, reply_text: Callable[..., str] = lambda t, **_: t
+) -> EvalReport:
     report = EvalReport(fields={key: FieldScore() for key in schema.keys})
     for row in rows:
         messages = thread_inputs(row, reply_text)

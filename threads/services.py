@@ -21,7 +21,7 @@ from config.named_sql import NamedQueries
 from jobs.services import enqueue
 from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
 from threads.ingest.parse import ParsedMessage, clean_text, message_parse
-from threads.ingest.reply import reply_text
+from threads.ingest.reply import is_forward, reply_text
 from threads.ingest.subject import subject_key
 from threads.ingest.threading import thread_assign
 from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
@@ -113,7 +113,7 @@ def _message_fields(parsed: ParsedMessage, message_id: str) -> dict:
         "sent_at": parsed.sent_at,
         "text": parsed.text,
         "html": parsed.html,
-        "reply_text": reply_text(parsed.text),
+        "reply_text": reply_text(parsed.text, forwarded=is_forward(parsed.subject)),
         "headers_json": parsed.headers,
     }
 

@@ -133,7 +133,10 @@ def _amount(groups: dict, prefix: str = "", bare: bool = False) -> tuple[float, 
     cur = groups.get(f"{prefix}cur") or groups.get(f"{prefix}cur2")
     mult = (groups.get(f"{prefix}mult") or "").lower()
     if re.fullmatch(_FIGURE, num):
-        value = Price.fromstring(num.replace("\u00a0", " "), decimal_separator=".").amount
+        # "10.000" and "1.250.000" group thousands with dots (German, Spanish, French usage);
+        # a single dot followed by one, two or four+ digits is a decimal point.
+        separator = "," if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", num) else "."
+        value = Price.fromstring(num.replace("\u00a0", " "), decimal_separator=separator).amount
         if value is None:
             return None
         value = float(value)

@@ -36,6 +36,9 @@ def run(*texts, internal=False, sent=SENT, from_name="Dana Kim"):
         ("Our budget is 20 000 € for year one.", {"amount": 20000.0, "currency": "EUR"}),
         ("The board approved £1.2M for the programme.", {"amount": 1200000.0, "currency": "GBP"}),
         ("We could spend 60 grand.", {"amount": 60000.0, "currency": "USD"}),
+        ("Das Budget ist bis 10.000 EUR freigegeben.", {"amount": 10000.0, "currency": "EUR"}),
+        ("Our budget is €1.250.000 in total.", {"amount": 1250000.0, "currency": "EUR"}),
+        ("Our budget is $12.5k.", {"amount": 12500.0, "currency": "USD"}),
     ],
 )
 def test_money(text, value):

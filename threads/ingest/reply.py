@@ -100,11 +100,28 @@ def _pop_signature(lines: list[str]) -> bool:
     return False
 
 
-def reply_text(text: str) -> str:
-    """The new text of a message body (plain text; HTML is converted before)."""
+# Forwarding prefixes (English, German, French, Spanish, Portuguese, Dutch, Italian, Swedish).
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]{0,80}\]\s*)*(?:fwd?|fw|wg|tr|rv|enc|doorst|i|vb)\s*:", re.IGNORECASE)
+
+
+def is_forward(subject: str) -> bool:
+    """Whether a subject marks its message as a forward ("Fwd:", "FW:", "WG:", "TR:", "RV:" ...)."""
+    return bool(_FORWARD_SUBJECT.match(subject or ""))
+
+
+def reply_text(text: str, *, forwarded: bool = False) -> str:
+    """The new text of a message body (plain text; HTML is converted before).
+
+    In a forward, the forwarded message is news to the thread (a boss's approval, a
+    customer's mail passed on), not history: only a trailing signature is cut.
+    """
     if not text:
         return ""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    if forwarded:
+        _pop_blank(lines)
+        _pop_signature(lines)
+        return "\n".join(lines).strip()
     del lines[_outlook_cut(lines) :]
     while True:
         _pop_blank(lines)

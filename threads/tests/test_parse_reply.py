@@ -103,3 +103,17 @@ def test_large_base64_parts_decode_from_the_raw_bytes():
     contract, forwarded = parsed.attachments
     assert contract.data == blob and contract.filename == "contract.pdf"
     assert message_parse(forwarded.data).attachments[0].data == blob
+
+
+def test_a_forward_keeps_the_forwarded_message_and_drops_the_signature():
+    from threads.ingest.reply import is_forward, reply_text
+
+    body = (
+        "Sam, see my boss's note below.\n\n-----Original Message-----\nFrom: Paul Grant <paul@granite.example>\n"
+        "Sent: Friday, August 28, 2026 5:02 PM\nSubject: CRM\n\nMia, we can spend up to $30,000 on this.\n\n-- \nMia Chen\n"
+    )
+    assert all(is_forward(s) for s in ("Fwd: CRM", "FW: CRM", "WG: Angebot", "TR: Devis", "RV: Oferta", "[ext] Fwd: x"))
+    assert not any(is_forward(s) for s in ("Re: CRM", "Forward planning", "CRM"))
+    kept = reply_text(body, forwarded=True)
+    assert "we can spend up to $30,000" in kept and "Mia Chen" not in kept
+    assert "we can spend" not in reply_text(body)

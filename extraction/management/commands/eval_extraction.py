@@ -47,5 +47,8 @@ class Command(BaseCommand):
 
 
 def _reply_text():
-    """The labelled texts are whole bodies: extract what the sender wrote, as ingestion does."""
-    return lambda text: text
+    """The labelled texts are whole bodies: the extractor reads what the sender wrote, cut by
+    the same reply-text function ingestion uses (quoted history and signatures removed)."""
+    from threads.ingest.reply import reply_text
+
+    return reply_text
