@@ -590,9 +590,12 @@ def _sign_off_name(message: MessageInput) -> Proposal | None:
     if not name or "@" in name:
         return None
     text = message.reply_text
-    for candidate, confidence in ((name, 0.8), (name.split()[0], 0.6)):
+    sign_off = len(text.rstrip()) - 60  # a name in the last line or two signs the message
+    for candidate, confidence in ((name, 0.85), (name.split()[0], 0.6)):
         index = text.rfind(candidate)
         if index >= 0 and len(candidate) > 1:
+            if index >= sign_off:
+                confidence = 0.85  # the sender's own name where they sign: as strong as it gets
             evidence = {"message_id": message.id, "start": index, "end": index + len(candidate), "quote": candidate}
             return Proposal("contact_name", name, confidence, [evidence])
     return None  # a name nobody wrote in the thread has no evidence to show
