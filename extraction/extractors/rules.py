@@ -624,9 +624,12 @@ def _company_from_domain(messages: list[MessageInput]) -> Proposal | None:
     if not label or label in _FREE_MAIL:
         return None
     for message in messages:
-        match = re.search(
-            rf"\b{re.escape(label)}[\w&.-]*(?:\s+(?:Inc|Ltd|GmbH|Corp|LLC|SA|AG)\.?)?", message.reply_text, re.I
+        # The company's name as written, not inside an address or a domain ("@acme.com", "acme.com").
+        pattern = (
+            rf"(?<![@\w.-]){re.escape(label)}[\w&-]*(?![\w.-]*\.[a-z]{{2,}}\b)"
+            r"(?:\s+(?-i:Inc|Ltd|GmbH|Corp|LLC|SA|AG)\b\.?)?"
         )
+        match = re.search(pattern, message.reply_text, re.I)
         if match:
             return Proposal(
                 "company",

@@ -128,3 +128,20 @@ def test_deterministic():
     text = "Our budget is $40k. Our CFO approves. Go live by Q3. We're struggling with manual entry."
     assert run(text).keys() == run(text).keys()
     assert [p.value for p in run(text).values()] == [p.value for p in run(text).values()]
+
+
+def test_company_from_the_domain_is_the_name_as_written_not_an_address():
+    messages = [
+        MessageInput(
+            1,
+            "Please send the order form to procurement@acme-industrial.com. Sam, thanks!",
+            SENT,
+            "ana@acme-industrial.com",
+            "Ana",
+        ),
+        MessageInput(2, "Acme-Industrial GmbH will sign this week.", SENT, "ana@acme-industrial.com", "Ana"),
+    ]
+    found = {p.field: p for p in RulesExtractor().extract(messages, SALES_BANT_V1).proposals}
+    assert found["company"].value == "Acme-Industrial GmbH"
+    only_address = [messages[0]]
+    assert "company" not in {p.field for p in RulesExtractor().extract(only_address, SALES_BANT_V1).proposals}
