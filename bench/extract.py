@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+# This folder holds queue.py, which would shadow the standard library's queue module.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
