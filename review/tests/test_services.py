@@ -219,3 +219,41 @@ def test_undoing_an_association_restores_the_previous_link(ws, people, associati
     assert (link.deal, link.linked_by) == (south, "auto")
     candidate.refresh_from_db()
     assert candidate.status == "open" and candidate.decision == ""
+
+
+@pytest.fixture
+def follow_up_task():
+    """A stand-in for the CRM write that follows a decision, registered for this test only."""
+    from jobs import registry
+
+    saved = registry._REGISTRY.get("crm_sync_thread")
+    registry.task("crm_sync_thread", max_attempts=3)(lambda payload, *, job: None)
+    yield
+    if saved is None:
+        registry._REGISTRY.pop("crm_sync_thread", None)
+    else:
+        registry._REGISTRY["crm_sync_thread"] = saved
+
+
+def test_the_work_after_a_decision_waits_out_the_undo_window_and_an_undo_cancels_it(ws, people, follow_up_task):
+    from jobs.models import Job
+
+    rita, _ = people
+    item = item_for(ws)
+    review_item_resolve(item_id=item.pk, reviewer=rita, decision="approve", version=0)
+    job = Job.objects.get(task="crm_sync_thread")
+    assert job.status == "queued" and job.payload == {"thread_id": item.thread_id}
+    window = Policy.objects.get(workspace=ws).policy["undo_window_seconds"]
+    assert job.run_after >= timezone.now() + timedelta(seconds=window - 5)
+    review_item_undo(item_id=item.pk, user=rita)
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    assert AuditEvent.objects.get(type="review_item.undone").data_json["cancelled_jobs"] == [job.pk]
+
+
+def test_a_rejection_queues_no_crm_write(ws, people, follow_up_task):
+    from jobs.models import Job
+
+    rita, _ = people
+    review_item_resolve(item_id=item_for(ws).pk, reviewer=rita, decision="reject", version=0)
+    assert not Job.objects.filter(task="crm_sync_thread").exists()
