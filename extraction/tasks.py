@@ -7,4 +7,4 @@ from jobs.registry import task
 @task("extract_thread", max_attempts=5, timeout=600)
 def extract_thread(payload: dict, *, job) -> None:
     """Extract the thread named in the payload (enqueued on import for new or changed threads)."""
-    extraction_run_execute(workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]), job_id=job.pk)
+    extraction_run_execute(workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]), job_id=job.id)
