@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from deals.models import DealFact, DealReadiness, ThreadLink
@@ -62,12 +64,12 @@ MAIL = [
 
 
 def raw_messages():
-    start = timezone.now() - timezone.timedelta(days=3)
+    start = timezone.now() - timedelta(days=3)
     previous = None
     for n, (sender, to, subject, body) in enumerate(MAIL):
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = sender, to, subject
-        msg["Date"] = format_datetime(start + timezone.timedelta(hours=n))
+        msg["Date"] = format_datetime(start + timedelta(hours=n))
         msg["Message-ID"] = f"<e2e-{n}@northwind.example>"
         if previous:
             msg["In-Reply-To"] = msg["References"] = previous
@@ -205,6 +207,11 @@ def test_import_extract_link_facts_readiness_review_and_crm_through_real_workers
         if position < len(expected_order) and event == expected_order[position]:
             position += 1
     assert position == len(expected_order), events
+
+    client = Client()
+    client.force_login(reviewer)
+    page = client.get(f"/w/e2e/deals/{deal.pk}/").content.decode()
+    assert f"/w/e2e/threads/{thread.pk}/#message-" in page and "BANT readiness 66 percent" in page
 
     # The CRM ledger (issue 7) registers crm_sync_thread; until it is merged this step is
     # skipped. Once it is there, the approval queued it and a dry-run row must be on the ledger.
