@@ -347,6 +347,21 @@ def _conflict_check(deal: Deal, key: str, candidates: list[_Candidate], job_id) 
             "field": key,
             "signature": signature,
             "values": values,
+            # What the console's item page shows for a value: the newest, and the others beside it.
+            "proposed_value": newest.value.field_value_json,
+            "confidence": newest.value.confidence,
+            "evidence": newest.value.evidence_json,
+            "grounded": newest.value.grounded,
+            "other_values": [
+                {
+                    "id": c.value.pk,
+                    "field_value_json": c.value.field_value_json,
+                    "confidence": c.value.confidence,
+                    "status": f"{c.value.status}, thread {c.thread_id}",
+                }
+                for c in candidates
+                if c is not newest
+            ],
         },
     )
     _audit(deal, "deal_fact.conflict", {"key": key, "review_item_id": item.pk, "values": len(values)}, job_id)

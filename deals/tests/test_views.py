@@ -105,3 +105,26 @@ def test_deal_page_of_another_workspace_is_not_found(ws, client):
     with workspace_context(other):
         deal = DealFactory(workspace=other)
     assert client.get(reverse("deals:detail", kwargs={"workspace_slug": "acme", "pk": deal.pk})).status_code == 404
+
+
+def test_a_fact_conflict_shows_both_values_in_the_console(ws, client):
+    from review.models import ReviewItem
+
+    deal, link, _ = ready_deal(ws, "Two budgets", [("budget", {"amount": 40000}, "accepted")])
+    with workspace_context(ws):
+        other = ThreadLinkFactory(workspace=ws, deal=deal)
+        message = MessageFactory(workspace=ws, thread=other.thread, reply_text="Budget is $90k now.")
+        FieldValueFactory(
+            workspace=ws,
+            run__thread=other.thread,
+            field_value_json={"amount": 90000},
+            status="accepted",
+            evidence_json=[{"message_id": message.pk, "start": 0, "end": 6, "quote": "Budget"}],
+        )
+    deal_facts_update(workspace_id=ws.pk, deal_id=deal.pk)
+    with workspace_context(ws):
+        item = ReviewItem.objects.get(reason="fact_conflict")
+
+    html = client.get(reverse("review:item", kwargs={"workspace_slug": "acme", "pk": item.pk})).content.decode()
+
+    assert "Deal facts disagree" in html and "40000" in html and "90000" in html
