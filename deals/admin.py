@@ -10,6 +10,13 @@ class DealAdmin(WorkspaceScopedAdmin):
     list_filter = ("crm", "stage", "is_closed")
     search_fields = ("title", "primary_domain", "crm_deal_id")
 
+    def save_model(self, request, obj, form, change):
+        """A deal edited by hand (a contact added, a stage closed) is linked again, like one from the CRM."""
+        from deals.services import deals_relink_enqueue
+
+        super().save_model(request, obj, form, change)
+        deals_relink_enqueue(workspace_id=obj.workspace_id, deal_ids=[obj.pk])
+
 
 @admin.register(ThreadLink)
 class ThreadLinkAdmin(WorkspaceScopedAdmin):

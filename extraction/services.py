@@ -99,7 +99,20 @@ def extraction_run_execute(
             job_id=job_id,
             data={"run_id": run.pk, **summary},
         )
+        _link_enqueue(run)
     return run
+
+
+def _link_enqueue(run: ExtractionRun) -> None:
+    """Deal linking follows every successful run (new messages, new values); queued in this transaction."""
+    from jobs.services import enqueue
+
+    enqueue(
+        "link_thread",
+        workspace=run.workspace_id,
+        payload={"thread_id": run.thread_id},
+        dedupe_key=f"link:{run.thread_id}:{run.pk}",
+    )
 
 
 def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:

@@ -96,6 +96,7 @@ def review_item_resolve(*, item_id: int, reviewer, decision: str, version: int, 
         },
     }
     item.save(update_fields=["payload_json"])
+    _deal_facts_follow_up(item)
     audit_event_record(
         workspace_id=item.workspace_id,
         type=f"review_item.{decision}d" if decision != "edit" else "review_item.edited",
@@ -168,6 +169,20 @@ def _follow_up(item: ReviewItem, decision: str) -> list[int]:
     return [job.pk] if job is not None and job.pk else []
 
 
+def _deal_facts_follow_up(item: ReviewItem, deal_ids=()) -> None:
+    """A decision changes which values (or which deal) stand: the deal's facts follow, on commit."""
+    if item.thread_id is None:
+        return
+    from deals.services import thread_facts_enqueue
+
+    thread_facts_enqueue(
+        workspace_id=item.workspace_id,
+        thread_id=item.thread_id,
+        deal_ids=list(deal_ids),
+        key=f"{item.pk}:v{item.version}",
+    )
+
+
 @transaction.atomic
 def review_item_undo(*, item_id: int, user) -> ReviewItem:
     """Reopen a decided item within the policy's undo window and restore what the decision changed."""
@@ -193,6 +208,7 @@ def review_item_undo(*, item_id: int, user) -> ReviewItem:
     item.assigned_to, item.claimed_until = user, timezone.now() + timedelta(seconds=60)
     item.payload_json = {k: v for k, v in item.payload_json.items() if k != "last_decision"}
     item.save()
+    _deal_facts_follow_up(item, deal_ids=[(last.get("previous_link") or {}).get("deal_id")])
     audit_event_record(
         workspace_id=item.workspace_id,
         type="review_item.undone",
@@ -291,6 +307,7 @@ def association_resolve(*, item_id: int, reviewer, version: int, choice: str, de
         },
     }
     item.save(update_fields=["payload_json"])
+    _deal_facts_follow_up(item, deal_ids=[(previous or {}).get("deal_id")])
     audit_event_record(
         workspace_id=item.workspace_id,
         type="association.resolved",

@@ -1,0 +1,442 @@
+"""Writes for deal support mode: linking threads to deals, deal facts, readiness.
+
+Each action runs in its workspace context and one transaction; follow-up work is queued in
+that same transaction, so it exists only if the action commits. A person's choice of deal
+(a reviewer ThreadLink, or a resolved AssociationCandidate) is never overridden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from deals import linking, selectors
+from deals.frameworks import FACT_KEYS, FRAMEWORKS, FactView, readiness_evaluate
+from deals.models import AssociationCandidate, Deal, DealFact, DealReadiness, ThreadLink
+from extraction.models import FieldValue
+from extraction.selectors import thread_current_values
+from review.models import ReviewItem
+from threads.models import Message, Thread
+from workspaces.rls import workspace_context
+from workspaces.selectors import policy_for
+from workspaces.services import audit_event_record
+
+LINK_TASK, RELINK_TASK = "link_thread", "relink_deals"
+FACTS_TASK, READINESS_TASK = "deal_facts_update", "deal_readiness_recompute"
+FACT_STATUSES = (FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED)
+
+
+# --- linking -------------------------------------------------------------------------------
+
+
+@dataclass
+class LinkResult:
+    outcome: str  # link | review | none | reviewer | gone
+    deal_id: int | None = None
+    affected_deal_ids: set[int] = field(default_factory=set)
+    candidates: list[dict] = field(default_factory=list)
+
+
+def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFacts] | None = None):
+    """What linking would decide for the thread under ``policy`` (reads only)."""
+    facts = selectors.thread_facts(thread=thread)
+    deals = selectors.deal_facts_all() if deals is None else deals
+    candidates = linking.candidates_for(facts, deals)
+    decision = linking.decide(candidates, threshold=policy["auto_link_threshold"], margin=policy["auto_link_margin"])
+    return facts, decision
+
+
+def thread_link_update(*, workspace_id: int, thread_id: int, job_id: int | None = None) -> LinkResult:
+    """Score the deals for one thread and link it, send it to review, or leave it unlinked."""
+    with workspace_context(workspace_id):
+        thread = Thread.objects.select_for_update().filter(pk=thread_id).first()
+        if thread is None:
+            return LinkResult("gone")
+        if selectors.reviewer_decided(thread_id=thread_id):
+            return LinkResult("reviewer")
+        policy = policy_for(workspace_id=workspace_id)
+        deals = selectors.deal_facts_all()
+        facts, decision = thread_link_plan(thread=thread, policy=policy, deals=deals)
+        by_id = {d.id: d for d in deals}
+        existing = ThreadLink.objects.filter(thread=thread).first()
+        result = LinkResult(decision.outcome, candidates=[c.as_json() for c in decision.candidates])
+        if existing:
+            result.affected_deal_ids.add(existing.deal_id)
+        ctx = _Ctx(workspace_id, thread, job_id)
+        if decision.outcome == "link":
+            best = decision.best
+            runner_up = decision.candidates[1].score if len(decision.candidates) > 1 else None
+            reason = linking.reason_text(best, facts, by_id[best.deal_id], runner_up)
+            _link_set(ctx, existing, best, reason)
+            _candidate_dismiss(ctx, why="linked")
+            result.deal_id = best.deal_id
+            result.affected_deal_ids.add(best.deal_id)
+        else:
+            if existing:
+                _link_remove(ctx, existing, why=decision.outcome)
+            if decision.outcome == "review":
+                _candidate_open(ctx, decision, by_id)
+            else:
+                _candidate_dismiss(ctx, why="no candidate")
+        _facts_enqueue(workspace_id, result.affected_deal_ids, why=f"link:{thread_id}")
+    return result
+
+
+@dataclass
+class _Ctx:
+    workspace_id: int
+    thread: Thread
+    job_id: int | None
+
+    def audit(self, type: str, data: dict) -> None:
+        audit_event_record(
+            workspace_id=self.workspace_id, type=type, thread_id=self.thread.pk, job_id=self.job_id, data=data
+        )
+
+
+def _link_set(ctx: _Ctx, existing: ThreadLink | None, best: linking.Candidate, reason: str) -> None:
+    if existing and existing.deal_id == best.deal_id:
+        if existing.link_confidence != best.score or existing.link_reason != reason:
+            ThreadLink.objects.filter(pk=existing.pk).update(link_confidence=best.score, link_reason=reason)
+        return
+    if existing:
+        existing.delete()
+    ThreadLink.objects.create(
+        workspace_id=ctx.workspace_id,
+        thread=ctx.thread,
+        deal_id=best.deal_id,
+        link_confidence=best.score,
+        link_reason=reason,
+        linked_by=ThreadLink.LinkedBy.AUTO,
+    )
+    ctx.audit(
+        "deal_link.created",
+        {
+            "deal_id": best.deal_id,
+            "confidence": best.score,
+            "reason": reason,
+            "signals": best.signals,
+            "replaced_deal_id": existing.deal_id if existing else None,
+        },
+    )
+
+
+def _link_remove(ctx: _Ctx, existing: ThreadLink, *, why: str) -> None:
+    existing.delete()
+    ctx.audit("deal_link.removed", {"deal_id": existing.deal_id, "why": why})
+
+
+def _candidate_open(ctx: _Ctx, decision: linking.Decision, deals: dict[int, linking.DealFacts]) -> None:
+    rows = [c.as_json() for c in decision.candidates]
+    payload = {"candidates": [{**row, "title": deals[row["deal_id"]].title} for row in rows]}
+    candidate = AssociationCandidate.objects.filter(thread=ctx.thread, status=AssociationCandidate.Status.OPEN).first()
+    if candidate is not None:
+        if candidate.candidates_json != rows:
+            AssociationCandidate.objects.filter(pk=candidate.pk).update(candidates_json=rows)
+            ReviewItem.objects.filter(association_candidate=candidate, status=ReviewItem.Status.OPEN).update(
+                payload_json=payload
+            )
+            ctx.audit("association.updated", {"candidate_id": candidate.pk, "deal_ids": [r["deal_id"] for r in rows]})
+        if ReviewItem.objects.filter(association_candidate=candidate).exists():
+            return
+    else:
+        candidate = AssociationCandidate.objects.create(
+            workspace_id=ctx.workspace_id, thread=ctx.thread, candidates_json=rows
+        )
+    item = ReviewItem.objects.create(
+        workspace_id=ctx.workspace_id,
+        thread=ctx.thread,
+        association_candidate=candidate,
+        reason=ReviewItem.Reason.ASSOCIATION,
+        payload_json=payload,
+    )
+    ctx.audit(
+        "association.opened",
+        {"candidate_id": candidate.pk, "review_item_id": item.pk, "deal_ids": [r["deal_id"] for r in rows]},
+    )
+
+
+def _candidate_dismiss(ctx: _Ctx, *, why: str) -> None:
+    open_ids = list(
+        AssociationCandidate.objects.filter(thread=ctx.thread, status=AssociationCandidate.Status.OPEN).values_list(
+            "pk", flat=True
+        )
+    )
+    if not open_ids:
+        return
+    now = timezone.now()
+    AssociationCandidate.objects.filter(pk__in=open_ids).update(status=AssociationCandidate.Status.DISMISSED)
+    ReviewItem.objects.filter(association_candidate_id__in=open_ids, status=ReviewItem.Status.OPEN).update(
+        status=ReviewItem.Status.DISMISSED, resolved_at=now
+    )
+    ctx.audit("association.dismissed", {"candidate_ids": open_ids, "why": why})
+
+
+def deal_save(*, workspace_id: int, crm: str, crm_deal_id: str, **fields) -> Deal:
+    """Create or update the mirror of a CRM deal, and queue linking again for its threads."""
+    with workspace_context(workspace_id):
+        deal, _ = Deal.objects.update_or_create(
+            workspace_id=workspace_id, crm=crm, crm_deal_id=crm_deal_id, defaults=fields
+        )
+        deals_relink_enqueue(workspace_id=workspace_id, deal_ids=[deal.pk])
+    return deal
+
+
+def deals_relink_enqueue(*, workspace_id: int, deal_ids: list[int]) -> None:
+    from jobs.services import enqueue
+
+    key = hashlib.sha256(json.dumps(sorted(deal_ids)).encode()).hexdigest()[:16]
+    enqueue(RELINK_TASK, workspace=workspace_id, payload={"deal_ids": sorted(deal_ids)}, dedupe_key=f"relink:{key}")
+
+
+def threads_for_deals(*, deal_ids: list[int]) -> list[int]:
+    """Threads that anyone of these deals (a contact, its domain, its owner) took part in."""
+    deals = list(Deal.objects.filter(pk__in=deal_ids))
+    emails = {e.lower() for d in deals for e in [*d.contact_emails, d.owner_email] if e}
+    domains = {d.primary_domain.lower() for d in deals if d.primary_domain}
+    ids = []
+    for pk, participants in Thread.objects.values_list("pk", "participants").order_by("pk").iterator():
+        people = {p.lower() for p in participants}
+        if people & emails or {linking.domain_of(p) for p in people} & domains:
+            ids.append(pk)
+    return ids
+
+
+# --- deal facts ----------------------------------------------------------------------------
+
+
+def _facts_enqueue(workspace_id: int, deal_ids: set[int], *, why: str) -> None:
+    from jobs.services import enqueue
+
+    for deal_id in sorted(deal_ids):
+        enqueue(FACTS_TASK, workspace=workspace_id, payload={"deal_id": deal_id, "why": why})
+
+
+@dataclass
+class _Candidate:
+    thread_id: int
+    value: FieldValue
+    evidence_at: object
+
+
+def deal_facts_update(*, workspace_id: int, deal_id: int, job_id: int | None = None) -> dict:
+    """Turn the accepted and verified BANT values of the deal's linked threads into DealFacts.
+
+    Per key the value with the newest evidence wins; the fact it replaces is kept as
+    superseded. Differing values from two threads open one ``fact_conflict`` review item.
+    """
+    summary = {"recorded": 0, "superseded": 0, "conflicts": 0}
+    with workspace_context(workspace_id):
+        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()  # one update per deal at a time
+        if deal is None:
+            return summary
+        per_key = _values_by_key(deal)
+        current = selectors.deal_current_facts(deal_id=deal.pk)
+        for key in FACT_KEYS:
+            chosen = _newest(per_key.get(key, []))
+            summary_key = _fact_apply(deal, key, chosen, current.get(key), job_id)
+            for name in summary_key:
+                summary[name] += 1
+            if _conflict_check(deal, key, per_key.get(key, []), job_id):
+                summary["conflicts"] += 1
+        if summary["recorded"] or summary["superseded"]:
+            readiness_enqueue(workspace_id=workspace_id, deal_id=deal.pk)
+    return summary
+
+
+def _values_by_key(deal: Deal) -> dict[str, list[_Candidate]]:
+    thread_ids = list(ThreadLink.objects.filter(deal=deal).values_list("thread_id", flat=True))
+    per_key: dict[str, list[_Candidate]] = {}
+    for thread_id in thread_ids:
+        for key, value in thread_current_values(thread_id=thread_id).items():
+            if key in FACT_KEYS and value.status in FACT_STATUSES:
+                per_key.setdefault(key, []).append(_Candidate(thread_id, value, None))
+    message_ids = {e.get("message_id") for cs in per_key.values() for c in cs for e in c.value.evidence_json}
+    sent = dict(Message.objects.filter(pk__in=[m for m in message_ids if m]).values_list("pk", "sent_at"))
+    for candidates in per_key.values():
+        for c in candidates:
+            times = [sent.get(e.get("message_id")) for e in c.value.evidence_json]
+            c.evidence_at = max([t for t in times if t] or [c.value.created_at])
+    return per_key
+
+
+def _newest(candidates: list[_Candidate]) -> _Candidate | None:
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (c.evidence_at, c.value.created_at, c.value.pk))
+
+
+def _fact_apply(deal: Deal, key: str, chosen: _Candidate | None, fact: DealFact | None, job_id) -> list[str]:
+    if chosen is None:
+        if fact is None:
+            return []
+        DealFact.objects.filter(pk=fact.pk).update(status=DealFact.Status.SUPERSEDED)
+        _audit(deal, "deal_fact.superseded", {"key": key, "fact_id": fact.pk, "by": None}, job_id)
+        return ["superseded"]
+    value = chosen.value
+    confirmed = value.status == FieldValue.Status.VERIFIED
+    if fact is not None and fact.source_field_value_id == value.pk and fact.confirmed == confirmed:
+        return []
+    new = DealFact.objects.create(
+        workspace_id=deal.workspace_id,
+        deal=deal,
+        key=key,
+        value_json=value.field_value_json,
+        confidence=1.0 if confirmed else value.confidence,
+        confirmed=confirmed,
+        evidence_json=[{**e, "thread_id": chosen.thread_id} for e in value.evidence_json],
+        source_field_value=value,
+    )
+    done = ["recorded"]
+    if fact is not None:
+        DealFact.objects.filter(pk=fact.pk).update(status=DealFact.Status.SUPERSEDED)
+        done.append("superseded")
+    _audit(
+        deal,
+        "deal_fact.recorded",
+        {
+            "key": key,
+            "fact_id": new.pk,
+            "value": value.field_value_json,
+            "confirmed": confirmed,
+            "field_value_id": value.pk,
+            "superseded_fact_id": fact.pk if fact else None,
+        },
+        job_id,
+        thread_id=chosen.thread_id,
+    )
+    return done
+
+
+def _conflict_check(deal: Deal, key: str, candidates: list[_Candidate], job_id) -> bool:
+    """Two linked threads that disagree on a key: one review item per deal, key and set of values."""
+    distinct = {_canonical(c.value.field_value_json) for c in candidates}
+    if len(distinct) < 2:
+        return False
+    signature = hashlib.sha256("|".join(sorted(distinct)).encode()).hexdigest()[:16]
+    seen = ReviewItem.objects.filter(
+        reason=ReviewItem.Reason.FACT_CONFLICT, payload_json__deal_id=deal.pk, payload_json__key=key
+    )
+    if seen.filter(payload_json__signature=signature).exists():
+        return False
+    seen.filter(status=ReviewItem.Status.OPEN).update(status=ReviewItem.Status.DISMISSED, resolved_at=timezone.now())
+    newest = _newest(candidates)
+    values = [
+        {
+            "thread_id": c.thread_id,
+            "field_value_id": c.value.pk,
+            "value": c.value.field_value_json,
+            "confidence": c.value.confidence,
+            "status": c.value.status,
+            "evidence": c.value.evidence_json,
+            "current": c is newest,
+        }
+        for c in sorted(candidates, key=lambda c: c.thread_id)
+    ]
+    item = ReviewItem.objects.create(
+        workspace_id=deal.workspace_id,
+        thread_id=newest.thread_id,
+        reason=ReviewItem.Reason.FACT_CONFLICT,
+        payload_json={
+            "deal_id": deal.pk,
+            "deal": deal.title,
+            "key": key,
+            "field": key,
+            "signature": signature,
+            "values": values,
+            # What the console's item page shows for a value: the newest, and the others beside it.
+            "proposed_value": newest.value.field_value_json,
+            "confidence": newest.value.confidence,
+            "evidence": newest.value.evidence_json,
+            "grounded": newest.value.grounded,
+            "other_values": [
+                {
+                    "id": c.value.pk,
+                    "field_value_json": c.value.field_value_json,
+                    "confidence": c.value.confidence,
+                    "status": f"{c.value.status}, thread {c.thread_id}",
+                }
+                for c in candidates
+                if c is not newest
+            ],
+        },
+    )
+    _audit(deal, "deal_fact.conflict", {"key": key, "review_item_id": item.pk, "values": len(values)}, job_id)
+    return True
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _audit(deal: Deal, type: str, data: dict, job_id, thread_id: int | None = None) -> None:
+    audit_event_record(
+        workspace_id=deal.workspace_id, type=type, job_id=job_id, thread_id=thread_id, data={"deal_id": deal.pk, **data}
+    )
+
+
+# --- readiness -----------------------------------------------------------------------------
+
+
+def readiness_enqueue(*, workspace_id: int, deal_id: int) -> None:
+    """Queue a recompute, deduplicated on the deal's newest fact: a job already waiting (or
+    running) for exactly these facts is enough, and a newer fact always gets its own job."""
+    from jobs.services import enqueue
+
+    newest = DealFact.objects.filter(deal_id=deal_id).order_by("-pk").values_list("pk", flat=True).first()
+    enqueue(
+        READINESS_TASK,
+        workspace=workspace_id,
+        payload={"deal_id": deal_id},
+        dedupe_key=f"readiness:{deal_id}:{newest or 0}",
+    )
+
+
+def deal_readiness_compute(*, workspace_id: int, deal_id: int, job_id: int | None = None) -> list[DealReadiness]:
+    """Recompute the deal's readiness for every framework the workspace's policy names."""
+    with workspace_context(workspace_id):
+        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
+        if deal is None:
+            return []
+        facts = {
+            key: FactView(f.value_json, f.confidence, f.confirmed, f.pk)
+            for key, f in selectors.deal_current_facts(deal_id=deal.pk).items()
+        }
+        rows = []
+        for framework_id in policy_for(workspace_id=workspace_id)["readiness_frameworks"]:
+            result = readiness_evaluate(FRAMEWORKS[framework_id], facts)
+            row, created = DealReadiness.objects.get_or_create(
+                workspace_id=workspace_id, deal=deal, framework=framework_id
+            )
+            changed = created or (row.readiness_score, row.key_states_json) != (result.score, result.states)
+            row.readiness_score, row.key_states_json, row.missing_keys = (
+                result.score,
+                result.states,
+                result.missing_keys,
+            )
+            row.save()
+            if changed:
+                _audit(
+                    deal,
+                    "deal_readiness.computed",
+                    {"framework": framework_id, "score": result.score, "missing_keys": result.missing_keys},
+                    job_id,
+                )
+            rows.append(row)
+    return rows
+
+
+def thread_deal_id(*, workspace_id: int, thread_id: int) -> int | None:
+    with workspace_context(workspace_id):
+        return ThreadLink.objects.filter(thread_id=thread_id).values_list("deal_id", flat=True).first()
+
+
+def thread_facts_enqueue(*, workspace_id: int, thread_id: int, deal_ids: list[int] | None = None, key: str) -> None:
+    """After a person's decision on a thread's value or deal: update the facts of its deal(s)."""
+    from jobs.services import enqueue
+
+    payload = {"thread_id": thread_id, "deal_ids": [d for d in deal_ids or [] if d]}
+    enqueue(FACTS_TASK, workspace=workspace_id, payload=payload, dedupe_key=f"deal-facts:{key}")
