@@ -28,7 +28,7 @@ def deal_list(request):
     return render(
         request,
         "deals/deal_list.html",
-        {"deals": deals, "framework": framework, "frameworks": frameworks, "sort": sort},
+        {"deals": deals, "framework": framework, "frameworks": frameworks, "sort": sort, "nav": "deals"},
     )
 
 
@@ -70,4 +70,4 @@ def deal_detail(request, pk: int):
             }
         )
     history = [f for f in page["facts"] if f.status != "current"]
-    return render(request, "deals/deal_detail.html", {**page, "sections": sections, "history": history})
+    return render(request, "deals/deal_detail.html", {**page, "sections": sections, "history": history, "nav": "deals"})

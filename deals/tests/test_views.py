@@ -127,4 +127,4 @@ def test_a_fact_conflict_shows_both_values_in_the_console(ws, client):
 
     html = client.get(reverse("review:item", kwargs={"workspace_slug": "acme", "pk": item.pk})).content.decode()
 
-    assert "Deal facts disagree" in html and "40000" in html and "90000" in html
+    assert "Deal facts disagree" in html and "$40,000" in html and "$90,000" in html  # shown for people

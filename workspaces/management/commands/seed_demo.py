@@ -39,12 +39,14 @@ class Command(BaseCommand):
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created workspace '{workspace.name}' (/w/{DEMO_SLUG}/)."))
         if not options["no_mail"]:
+            from deals.demo import demo_deals_save
             from threads.demo import demo_mail_import
 
+            deals = demo_deals_save(workspace)
             summary = demo_mail_import(workspace)
             self.stdout.write(
-                f"Demo mailbox: {summary.read} read, {summary.new} new, {summary.duplicate} already there "
-                "(the worker extracts each new thread)."
+                f"Demo mailbox: {summary.read} read, {summary.new} new, {summary.duplicate} already there; "
+                f"{deals} demo deals (the worker extracts and links each new thread)."
             )
         for username, role, new_password in credentials:
             if new_password:
