@@ -165,3 +165,12 @@ JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
 JOBS_CONN_MAX_AGE = env.int("JOBS_CONN_MAX_AGE", default=600)
 # Task modules imported besides every installed app's tasks.py (the worker tests add theirs).
 JOBS_EXTRA_TASK_MODULES = env.list("THREADLINE_EXTRA_TASK_MODULES", default=[])
+
+# CRM (crm/README.md). Base URLs are overridable for tests and sandboxes.
+CRM_CREDENTIALS_KEY = env("CRM_CREDENTIALS_KEY", default="")
+CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=20.0)
+CRM_MAX_RETRIES = env.int("CRM_MAX_RETRIES", default=4)
+CRM_RETRY_MAX_SECONDS = env.float("CRM_RETRY_MAX_SECONDS", default=60.0)
+CRM_DEALS_SYNC_SECONDS = env.int("CRM_DEALS_SYNC_SECONDS", default=900)
+HUBSPOT_BASE_URL = env("HUBSPOT_BASE_URL", default="https://api.hubapi.com")
+SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="62.0")
