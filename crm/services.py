@@ -131,6 +131,7 @@ def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool 
         if result is None:
             result = adapter.apply(action=row.action, target=row.target, payload=row.payload_json,
                                    key=row.idempotency_key)  # fmt: skip
+            _crash_point("after_send")  # tests: the write reached the CRM, the ledger never hears
     except CrmClientError as exc:
         return _record(workspace_id, write_id, status=Status.FAILED, error=str(exc))
     except CrmTransientError as exc:
@@ -138,7 +139,6 @@ def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool 
             return _record(workspace_id, write_id, status=Status.FAILED, error=str(exc))
         _record(workspace_id, write_id, status=Status.SENDING, error=str(exc))
         raise
-    _crash_point("after_send")
     return _record(workspace_id, write_id, status=Status.SENT, response=result)
 
 

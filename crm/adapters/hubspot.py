@@ -2,8 +2,8 @@
 
 Our idempotency key travels on every record we write, in custom properties the portal
 needs (crm/README.md): ``threadline_idempotency_key`` on notes (found again with
-``POST /crm/v3/objects/notes/search``) and ``threadline_last_write_key`` on deals and
-contacts (read back with the record).
+``POST /crm/v3/objects/notes/search``) and ``threadline_write_keys`` on deals and
+contacts, the recent keys written to that record (read back with it).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
-from crm.adapters.base import CrmAdapter, DealRecord, Http
+from crm.adapters.base import CrmAdapter, DealRecord, Http, keys_add, keys_has
 
 DEAL_PROPERTIES = ["dealname", "dealstage", "amount", "closedate", "hubspot_owner_id", "hs_lastmodifieddate",
-                   "hs_is_closed", "threadline_last_write_key"]  # fmt: skip
+                   "hs_is_closed"]  # fmt: skip
 # Our neutral deal properties → HubSpot's internal names.
 DEAL_FIELDS = {"amount": "amount", "close_date": "closedate", "next_step": "hs_next_step", "description": "description"}
 CONTACT_FIELDS = {"first_name": "firstname", "last_name": "lastname", "company": "company", "job_title": "jobtitle"}
 NOTE_TO_DEAL, NOTE_TO_CONTACT = 214, 202  # HUBSPOT_DEFINED association type ids
-KEY_PROPERTY, LAST_KEY_PROPERTY = "threadline_idempotency_key", "threadline_last_write_key"
+KEY_PROPERTY, KEYS_PROPERTY = "threadline_idempotency_key", "threadline_write_keys"
 PAGE_SIZE = 100
 
 
@@ -83,19 +83,27 @@ class HubSpotAdapter(CrmAdapter):
     def find_write(self, *, action: str, target: str, payload: dict, key: str) -> dict | None:
         if action == "create_note":
             return self._note_find(key)
+        found = self._keys_record(action, payload)
+        if found and keys_has(found["properties"].get(KEYS_PROPERTY), key):
+            return {"id": found["id"], "recovered": True}
+        return None
+
+    def _keys_record(self, action: str, payload: dict) -> dict | None:
+        """The deal or contact a write goes to, with its recent write keys."""
         if action == "update_deal":
             path, params = f"/crm/v3/objects/deals/{payload['deal_id']}", {}
         else:
             path, params = f"/crm/v3/objects/contacts/{payload['email']}", {"idProperty": "email"}
-        params["properties"] = LAST_KEY_PROPERTY
+        params["properties"] = KEYS_PROPERTY
         found = self.http.request("GET", path, idempotent=True, ok_missing=True, params=params)
-        if found and (found.get("properties") or {}).get(LAST_KEY_PROPERTY) == key:
-            return {"id": found["id"], "recovered": True}
-        return None
+        if found is not None:
+            found.setdefault("properties", {})
+        return found
 
     def _update_deal(self, payload: dict, key: str) -> dict:
         properties = {DEAL_FIELDS[k]: v for k, v in payload["properties"].items() if k in DEAL_FIELDS}
-        body = {"properties": {**properties, LAST_KEY_PROPERTY: key}}
+        current = self._keys_record("update_deal", payload) or {"properties": {}}
+        body = {"properties": {**properties, KEYS_PROPERTY: keys_add(current["properties"].get(KEYS_PROPERTY), key)}}
         result = self.http.request("PATCH", f"/crm/v3/objects/deals/{payload['deal_id']}", idempotent=True, json=body)
         return {"id": result.get("id", payload["deal_id"]), "updatedAt": result.get("updatedAt")}
 
@@ -113,12 +121,12 @@ class HubSpotAdapter(CrmAdapter):
 
     def _upsert_contact(self, payload: dict, key: str) -> dict:
         properties = {CONTACT_FIELDS[k]: v for k, v in payload["properties"].items() if k in CONTACT_FIELDS}
-        properties[LAST_KEY_PROPERTY] = key
-        existing = self._contact_id(payload["email"])
+        existing = self._keys_record("upsert_contact", payload)
+        properties[KEYS_PROPERTY] = keys_add(existing["properties"].get(KEYS_PROPERTY) if existing else "", key)
         if existing:
-            self.http.request("PATCH", f"/crm/v3/objects/contacts/{existing}", idempotent=True,
+            self.http.request("PATCH", f"/crm/v3/objects/contacts/{existing['id']}", idempotent=True,
                               json={"properties": properties})  # fmt: skip
-            return {"id": existing, "created": False}
+            return {"id": existing["id"], "created": False}
         # A create is not idempotent by itself; HubSpot answers 409 for an email it has, and
         # the ledger's find_write looks the contact up by email before any second attempt.
         result = self.http.request("POST", "/crm/v3/objects/contacts", idempotent=False,

@@ -3,7 +3,8 @@
 Opportunities are updated with PATCH (idempotent by itself); notes are Tasks upserted by
 the External ID field ``Threadline_Key__c`` (``PATCH sobjects/Task/Threadline_Key__c/<key>``,
 so a second send updates the same Task); contacts are found by email with SOQL (Email is
-not an external id) and carry ``Threadline_Last_Write_Key__c``, as Opportunities do.
+not an external id) and carry ``Threadline_Write_Keys__c`` (the recent keys written to the
+record, a long text area), as Opportunities do.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from datetime import date, datetime
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
-from crm.adapters.base import CrmAdapter, CrmClientError, DealRecord, Http
+from crm.adapters.base import CrmAdapter, CrmClientError, DealRecord, Http, keys_add, keys_has
 from crm.adapters.hubspot import _decimal
 
-KEY_FIELD, LAST_KEY_FIELD = "Threadline_Key__c", "Threadline_Last_Write_Key__c"
+KEY_FIELD, KEYS_FIELD = "Threadline_Key__c", "Threadline_Write_Keys__c"
 DEAL_FIELDS = {"amount": "Amount", "close_date": "CloseDate", "next_step": "NextStep", "description": "Description"}
 CONTACT_FIELDS = {"first_name": "FirstName", "last_name": "LastName", "job_title": "Title"}
 OPPORTUNITY_SOQL = ("SELECT Id, Name, StageName, IsClosed, Amount, CloseDate, OwnerId, Owner.Email, "
@@ -55,18 +56,18 @@ class SalesforceAdapter(CrmAdapter):
         if action == "create_note":  # the upsert by external id is idempotent: send it again
             return None
         if action == "update_deal":
-            record = self.http.request("GET", f"{self.prefix}/sobjects/Opportunity/{payload['deal_id']}",
-                                       idempotent=True, ok_missing=True, params={"fields": LAST_KEY_FIELD})  # fmt: skip
+            record = self._opportunity_keys(payload["deal_id"])
         else:
             record = self._contact(payload["email"])
-        if record and record.get(LAST_KEY_FIELD) == key:
+        if record and keys_has(record.get(KEYS_FIELD), key):
             return {"id": record["Id"], "recovered": True}
         return None
 
     def _update_deal(self, payload: dict, key: str) -> dict:
         fields = {DEAL_FIELDS[k]: v for k, v in payload["properties"].items() if k in DEAL_FIELDS}
+        stored = (self._opportunity_keys(payload["deal_id"]) or {}).get(KEYS_FIELD)
         self.http.request("PATCH", f"{self.prefix}/sobjects/Opportunity/{payload['deal_id']}", idempotent=True,
-                          json={**fields, LAST_KEY_FIELD: key})  # fmt: skip
+                          json={**fields, KEYS_FIELD: keys_add(stored, key)})  # fmt: skip
         return {"id": payload["deal_id"]}
 
     def _create_note(self, payload: dict, key: str) -> dict:
@@ -81,8 +82,8 @@ class SalesforceAdapter(CrmAdapter):
 
     def _upsert_contact(self, payload: dict, key: str) -> dict:
         fields = {CONTACT_FIELDS[k]: v for k, v in payload["properties"].items() if k in CONTACT_FIELDS}
-        fields[LAST_KEY_FIELD] = key
         existing = self._contact(payload["email"])
+        fields[KEYS_FIELD] = keys_add(existing.get(KEYS_FIELD) if existing else "", key)
         if existing:
             self.http.request("PATCH", f"{self.prefix}/sobjects/Contact/{existing['Id']}", idempotent=True,
                               json=fields)  # fmt: skip
@@ -92,10 +93,14 @@ class SalesforceAdapter(CrmAdapter):
                                    json={"Email": payload["email"], **fields})  # fmt: skip
         return {"id": result["id"], "created": True}
 
+    def _opportunity_keys(self, deal_id: str) -> dict | None:
+        return self.http.request("GET", f"{self.prefix}/sobjects/Opportunity/{deal_id}", idempotent=True,
+                                 ok_missing=True, params={"fields": KEYS_FIELD})  # fmt: skip
+
     def _contact(self, email: str) -> dict | None:
         quoted = email.replace("\\", "\\\\").replace("'", "\\'")
         # SOQL has no bind parameters over REST; the literal is escaped as its grammar says.
-        soql = f"SELECT Id, Email, {LAST_KEY_FIELD} FROM Contact WHERE Email = '{quoted}' LIMIT 1"  # noqa: S608
+        soql = f"SELECT Id, Email, {KEYS_FIELD} FROM Contact WHERE Email = '{quoted}' LIMIT 1"  # noqa: S608
         records = self.http.request("GET", f"{self.prefix}/query", idempotent=True, params={"q": soql})["records"]
         return records[0] if records else None
 

@@ -88,6 +88,15 @@ class FakeCrm:
                 return s["status"], s["body"], s["headers"]
         return None
 
+    def _count(self, key):
+        if key:
+            self.writes[key] += 1
+
+    def _count_keys(self, keys):
+        """A write to a shared record carries its recent keys; the newest (last) is this write's."""
+        if keys:
+            self._count(keys.split(";")[-1])
+
     def new_id(self) -> str:
         self.next_id += 1
         return str(self.next_id)
@@ -135,7 +144,7 @@ class FakeHubSpot(FakeCrm):
             if deal is None:
                 return 404, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}, None
             if m == "PATCH":
-                self._count(body["properties"].get("threadline_last_write_key"))
+                self._count_keys(body["properties"].get("threadline_write_keys"))
                 deal["properties"].update(body["properties"])
                 deal["properties"]["hs_lastmodifieddate"] = deal["updatedAt"] = _now()
             return 200, deal, None
@@ -160,7 +169,7 @@ class FakeHubSpot(FakeCrm):
             props = body["properties"]
             if props["email"] in self.contacts:
                 return 409, {"status": "error", "message": "Contact already exists.", "category": "CONFLICT"}, None
-            self._count(props.get("threadline_last_write_key"))
+            self._count_keys(props.get("threadline_write_keys"))
             contact = {"id": self.new_id(), "properties": props, "createdAt": _now(), "updatedAt": _now(),
                        "archived": False}  # fmt: skip
             self.contacts[props["email"]] = contact
@@ -173,14 +182,10 @@ class FakeHubSpot(FakeCrm):
             if contact is None:
                 return 404, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}, None
             if m == "PATCH":
-                self._count(body["properties"].get("threadline_last_write_key"))
+                self._count_keys(body["properties"].get("threadline_write_keys"))
                 contact["properties"].update(body["properties"])
             return 200, contact, None
         return 404, {"status": "error", "message": f"no route {m} {p}", "category": "OBJECT_NOT_FOUND"}, None
-
-    def _count(self, key):
-        if key:
-            self.writes[key] += 1
 
     def _page(self, items, r, limit, after=None, total=False):
         after = int(after or r["query"].get("after", ["0"])[0])
@@ -234,7 +239,7 @@ class FakeSalesforce(FakeCrm):
                 if unknown:
                     return 400, [{"message": f"No such column '{unknown[0]}' on sobject of type Opportunity",
                                   "errorCode": "INVALID_FIELD"}], None  # fmt: skip
-                self._count(body.get("Threadline_Last_Write_Key__c"))
+                self._count_keys(body.get("Threadline_Write_Keys__c"))
                 opp.update(body)
                 return 204, None, None
             return 200, opp, None
@@ -250,7 +255,7 @@ class FakeSalesforce(FakeCrm):
             if "LastName" not in body:
                 return 400, [{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING",
                               "fields": ["LastName"]}], None  # fmt: skip
-            self._count(body.get("Threadline_Last_Write_Key__c"))
+            self._count_keys(body.get("Threadline_Write_Keys__c"))
             contact = {"attributes": {"type": "Contact"}, "Id": "003" + self.new_id(), **body}
             self.contacts[contact["Id"]] = contact
             return 201, {"id": contact["Id"], "success": True, "errors": []}, None
@@ -259,15 +264,11 @@ class FakeSalesforce(FakeCrm):
             if contact is None:
                 return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], None
             if m == "PATCH":
-                self._count(body.get("Threadline_Last_Write_Key__c"))
+                self._count_keys(body.get("Threadline_Write_Keys__c"))
                 contact.update(body)
                 return 204, None, None
             return 200, contact, None
         return 404, [{"errorCode": "NOT_FOUND", "message": f"no route {m} {p}"}], None
-
-    def _count(self, key):
-        if key:
-            self.writes[key] += 1
 
     def _query(self, soql):
         if "FROM Contact" in soql:

@@ -1,0 +1,82 @@
+"""Killing the sync between the CRM call and the ledger commit, many times over.
+
+Each round starts ``manage.py shell`` running ``crm_sync_thread`` for one of several
+threads, against the test database and a local fake HubSpot that counts writes per key,
+with ``THREADLINE_CRM_CRASH`` set so that the process dies (``os._exit``) right after a
+CRM call returned and before the ledger commit ("after_send"), or right after "sending"
+was committed and before the call ("before_send"). Then one clean run per thread.
+At most one write per key may reach the server, and every key must end "sent".
+
+    CRM_CRASH_ITERATIONS=60 pytest -q -s crm/tests/test_crash.py
+"""
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from crm.models import CrmWriteLog
+from crm.services import crm_sync_thread
+from crm.tests.conftest import connect, policy_set, thread_with_values
+from workspaces.rls import workspace_context
+
+pytestmark = [pytest.mark.slow]
+
+ITERATIONS = int(os.environ.get("CRM_CRASH_ITERATIONS", "60"))
+TIME_LIMIT = float(os.environ.get("CRM_CRASH_SECONDS", "240"))
+
+
+def _sync_process(ws, thread, base_url, crash: str) -> int:
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
+           "THREADLINE_CRM_CRASH": crash, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    code = f"from crm.services import crm_sync_thread; crm_sync_thread(workspace_id={ws.pk}, thread_id={thread.pk})"
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=settings.BASE_DIR, env=env,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
+    return done.returncode
+
+
+def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    threads = []
+    for n in range(10):
+        hubspot.add_deal(str(9100 + n))
+        thread, _, _ = thread_with_values(workspace, deal_id=str(9100 + n))
+        threads.append(thread)
+    rng = random.Random(7)
+    outcomes, started, iterations = Counter(), time.monotonic(), 0
+    while iterations < ITERATIONS and time.monotonic() - started < TIME_LIMIT:
+        thread = threads[iterations % len(threads)]
+        crash = "after_send" if rng.random() < 0.75 else "before_send"
+        outcomes[(crash, _sync_process(workspace, thread, hubspot.base_url, crash))] += 1
+        iterations += 1
+    with workspace_context(workspace):
+        before = Counter(CrmWriteLog.objects.values_list("status", flat=True))
+    for thread in threads:  # the retry: one clean run per thread, in this process
+        crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
+    with workspace_context(workspace):
+        rows = list(CrmWriteLog.objects.all())
+    per_key = Counter(hubspot.writes[r.idempotency_key] for r in rows)
+    recovered = sum(1 for r in rows if (r.response_json or {}).get("recovered"))
+    print(
+        f"\ncrash test: {iterations} killed-or-finished sync processes in {time.monotonic() - started:.1f}s; "
+        f"exits {dict(sorted(outcomes.items()))}\n"
+        f"  ledger before the clean run: {dict(before)}\n"
+        f"  keys {len(rows)}; writes per key at the server -> number of keys: {dict(per_key)}; "
+        f"max {max(hubspot.writes.values())}; recovered from the CRM (found by key, not re-sent): {recovered}\n"
+        f"  final statuses: {dict(Counter(r.status for r in rows))}; notes {len(hubspot.notes)}, "
+        f"contacts {len(hubspot.contacts)}"
+    )
+    assert iterations >= min(ITERATIONS, 50)
+    assert outcomes[("after_send", 137)] > 0 and outcomes[("before_send", 137)] > 0
+    assert {r.status for r in rows} == {"sent"}
+    assert len(rows) == 3 * len(threads)
+    assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
+    assert len(hubspot.notes) == len(threads)
