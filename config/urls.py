@@ -12,4 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("w/<slug:workspace_slug>/review/", include("review.urls")),
     path("w/<slug:workspace_slug>/jobs/", include("jobs.urls")),
+    path("w/<slug:workspace_slug>/crm/", include("crm.urls")),
 ]

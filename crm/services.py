@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.adapters import CrmClientError, CrmTransientError, adapter_for
+from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
 from review.models import ReviewItem
 from workspaces.rls import workspace_context
@@ -220,5 +221,9 @@ def crm_sync_thread(*, workspace_id: int, thread_id: int, final: bool = True, ad
                                data={"writes": [r.pk for r in rows], "dry_run": dry_run})  # fmt: skip
     if dry_run or not rows:
         return rows
-    adapter = adapter or crm_adapter_get(workspace_id=workspace_id, crm=crm)
+    try:
+        adapter = adapter or crm_adapter_get(workspace_id=workspace_id, crm=crm)
+    except (CrmClientError, CredentialsUnreadable) as exc:  # no or unreadable credentials: say so on each row
+        return [_record(workspace_id, r.pk, status=Status.FAILED, error=str(exc))
+                if r.status in (Status.PLANNED, Status.SENDING) else r for r in rows]  # fmt: skip
     return [crm_write_execute(workspace_id=workspace_id, write_id=r.pk, adapter=adapter, final=final) for r in rows]

@@ -35,7 +35,7 @@ class CrmClientError(Exception):
     """A 4xx other than 429: the request is wrong and sending it again will not help."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
+        super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
 
 
