@@ -34,6 +34,7 @@ class FakeCrm:
         self.scripted: list[dict] = []  # {"method", "path" (regex), "status", "body", "headers"}
         self.writes: Counter = Counter()  # Threadline key -> writes that reached the server
         self.next_id = 1000
+        self.on_request = None  # called with each request before it is answered (tests)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +47,8 @@ class FakeCrm:
                 body = json.loads(raw) if raw else None
                 request = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body,
                            "auth": self.headers.get("Authorization"), "at": time.monotonic()}  # fmt: skip
+                if server.on_request is not None:
+                    server.on_request(request)
                 with server.lock:
                     server.requests.append(request)
                     answer = server._scripted(self.command, url.path)

@@ -203,3 +203,28 @@ def test_deal_update_on_a_deal_of_another_crm_is_not_planned(workspace):
     thread, _, _ = thread_with_values(workspace, crm="hubspot")
     rows = crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     assert [r.action for r in rows] == ["upsert_contact"]
+
+
+def test_the_row_is_committed_as_sending_before_the_crm_sees_the_write(workspace, hubspot):
+    """Seen from another connection (the server's thread) while the request is in flight."""
+    from django.db import connection
+
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    hubspot.add_deal("9001")
+    thread, _, _ = thread_with_values(workspace)
+    seen = []
+
+    def look(request):
+        if request["method"] in ("POST", "PATCH") and not request["path"].endswith("/search"):
+            with workspace_context(workspace):
+                seen.append(sorted(CrmWriteLog.objects.filter(thread=thread).values_list("action", "status")))
+            connection.close()  # this thread's own connection
+
+    hubspot.on_request = look
+    crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
+    assert seen == [
+        [("create_note", "planned"), ("update_deal", "planned"), ("upsert_contact", "sending")],
+        [("create_note", "planned"), ("update_deal", "sending"), ("upsert_contact", "sent")],
+        [("create_note", "sending"), ("update_deal", "sent"), ("upsert_contact", "sent")],
+    ]
