@@ -80,3 +80,52 @@ def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
     assert len(rows) == 3 * len(threads)
     assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
     assert len(hubspot.notes) == len(threads)
+
+
+def _worker_process(base_url) -> int:
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
+           "THREADLINE_CRM_CRASH": "after_send", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    command = [sys.executable, "manage.py", "runworker", "--batch", "--max-jobs", "1", "--tasks", "crm_sync_thread",
+               "--lease-seconds", "1", "--prefetch", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, timeout=60)
+    assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
+    return done.returncode
+
+
+def test_killed_workers_never_write_a_key_twice(workspace, hubspot):
+    """The same through the queue: ``runworker`` processes die after the CRM call; the job's
+    lease runs out, the next worker reclaims it and the ledger recovers before sending."""
+    from jobs import db
+    from jobs.models import Job
+    from jobs.services import enqueue
+
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    threads = []
+    for n in range(3):
+        hubspot.add_deal(str(9200 + n))
+        thread, _, _ = thread_with_values(workspace, deal_id=str(9200 + n))
+        with workspace_context(workspace):
+            enqueue("crm_sync_thread", workspace=workspace, payload={"thread_id": thread.pk})
+        threads.append(thread)
+    exits, started = Counter(), time.monotonic()
+    for _ in range(40):
+        with db.queue_role():
+            if not Job.objects.exclude(status="succeeded").exists():
+                break
+        exits[_worker_process(hubspot.base_url)] += 1
+        time.sleep(1.1)  # let the dead worker's lease run out
+    with db.queue_role():
+        jobs = list(Job.objects.values_list("status", "attempts"))
+    with workspace_context(workspace):
+        rows = list(CrmWriteLog.objects.all())
+    print(
+        f"\nworker crash test: {sum(exits.values())} runworker processes in {time.monotonic() - started:.1f}s, "
+        f"exits {dict(exits)}; jobs (status, attempts) {sorted(jobs)}\n"
+        f"  writes per key -> keys: {dict(Counter(hubspot.writes[r.idempotency_key] for r in rows))}; "
+        f"final statuses: {dict(Counter(r.status for r in rows))}"
+    )
+    assert exits[137] >= 9
+    assert {status for status, _ in jobs} == {"succeeded"}
+    assert len(rows) == 9 and {r.status for r in rows} == {"sent"}
+    assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
