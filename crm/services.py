@@ -89,6 +89,10 @@ def crm_write_plan(*, workspace_id: int, crm: str, write: PlannedWrite, version:
 
 
 def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
+    open_items = ReviewItem.objects.filter(reason=ReviewItem.Reason.CRM_CONFLICT, status=ReviewItem.Status.OPEN,
+                                           payload_json__write_id=row.pk, payload_json__new_hash=digest)  # fmt: skip
+    if open_items.exists():  # a retried sync: one item per key and payload is enough
+        return
     if row.status != Status.SENT:  # what was sent stays "sent"; anything else waits for a person
         row.status = Status.CONFLICT
         row.error = f"the same key was planned again with another payload (hash {digest[:12]})"

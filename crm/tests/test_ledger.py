@@ -109,6 +109,8 @@ def test_same_key_with_another_payload_is_a_conflict_and_a_review_item(workspace
         assert row.status == S.SENT  # what was sent stays sent
         item = ReviewItem.objects.get(reason=ReviewItem.Reason.CRM_CONFLICT)
         assert item.payload_json["write_id"] == row.pk and item.payload_json["new_hash"] != row.payload_hash
+        crm_write_plan(workspace_id=workspace.pk, crm="hubspot", write=changed, version=version, dry_run=False)
+        assert ReviewItem.objects.filter(reason=ReviewItem.Reason.CRM_CONFLICT).count() == 1  # not one per retry
     assert hubspot.deals["9001"]["properties"]["amount"] == "40000.00"  # never written twice
     assert hubspot.writes[row.idempotency_key] == 1
 

@@ -28,7 +28,7 @@ def member(ws, username, role):
     return client
 
 
-def test_thread_page_shows_the_dry_run_diff_and_filters_by_status(ws):
+def test_thread_page_shows_the_dry_run_diff_and_filters_by_status(ws, django_assert_max_num_queries):
     thread, deal, _ = thread_with_values(ws)
     crm_sync_thread(workspace_id=ws.pk, thread_id=thread.pk)
     client = member(ws, "vera", "viewer")
@@ -40,6 +40,8 @@ def test_thread_page_shows_the_dry_run_diff_and_filters_by_status(ws):
     assert "25000.00" in page and "40000.00" in page and "not mirrored" in page
     assert "Retry" not in page
     assert client.get(url, {"status": "failed"}).content.decode().count("data-status=") == 0
+    with django_assert_max_num_queries(16):  # session, user, membership, thread, rows, policy: none per row
+        assert client.get(url).status_code == 200
     deal_page = client.get(reverse("crm:deal", kwargs={"workspace_slug": "acme", "pk": deal.pk})).content.decode()
     assert deal_page.count('data-status="dry_run"') == 2  # the deal update and the note, not the contact
 
