@@ -48,16 +48,12 @@ def main() -> None:
         }
         for name, url in pages.items():
             results[(scale, name)] = _time(client, url)
-        print(
-            f"  {scale:>7} items: " + ", ".join(f"{n} p50 {results[(scale, n)][0]:.1f} ms" for n in pages), flush=True
-        )
+        print(f"  {scale:>7} items: " + ", ".join(f"{n} p50 {results[(scale, n)][0]:.1f} ms" for n in pages), flush=True)
     print("\npage             | p50 ms @1k | p95 ms @1k | p50 ms @100k | p95 ms @100k | ratio p50 (100k / 1k)")
     print("-----------------|------------|------------|--------------|--------------|----------------------")
     for name in ("queue", "queue, filtered", "item"):
         small, large = results[(SCALES[0], name)], results[(SCALES[1], name)]
-        print(
-            f"{name:<16} | {small[0]:>10.1f} | {small[1]:>10.1f} | {large[0]:>12.1f} | {large[1]:>12.1f} | {large[0] / small[0]:>10.2f}"
-        )
+        print(f"{name:<16} | {small[0]:>10.1f} | {small[1]:>10.1f} | {large[0]:>12.1f} | {large[1]:>12.1f} | {large[0] / small[0]:>10.2f}")
 
 
 def _time(client, url: str) -> tuple[float, float]:

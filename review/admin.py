@@ -17,18 +17,8 @@ class ReviewItemAdmin(WorkspaceScopedAdmin):
     list_filter = ("reason", "status")
     search_fields = ("thread__subject", "payload_json")
     list_select_related = ("thread", "assigned_to", "workspace")
-    readonly_fields = (
-        "reason",
-        "status",
-        "payload_json",
-        "version",
-        "resolved_at",
-        "resolved_by",
-        "claimed_until",
-        "thread",
-        "field_value",
-        "association_candidate",
-    )
+    readonly_fields = ("reason", "status", "payload_json", "version", "resolved_at", "resolved_by", "claimed_until",
+                       "thread", "field_value", "association_candidate")
     fields = readonly_fields + ("assigned_to",)
     actions = ["approve_selected", "reject_selected"]
 
@@ -51,9 +41,7 @@ class ReviewItemAdmin(WorkspaceScopedAdmin):
         done, refused = 0, []
         for item in queryset.filter(status=ReviewItem.Status.OPEN, association_candidate__isnull=True):
             try:
-                services.review_item_resolve(
-                    item_id=item.pk, reviewer=request.user, decision=decision, version=item.version
-                )
+                services.review_item_resolve(item_id=item.pk, reviewer=request.user, decision=decision, version=item.version)
                 done += 1
             except (services.ReviewConflict, services.ReviewInvalid) as exc:
                 refused.append(f"#{item.pk}: {exc}")
