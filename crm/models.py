@@ -65,3 +65,28 @@ class CrmWriteLog(TenantModel):
 
     def __str__(self):
         return f"{self.crm} {self.action} {self.idempotency_key}"
+
+
+class CrmConnection(TenantModel):
+    """A workspace's credentials for one CRM. The secret is Fernet-encrypted with
+    ``settings.CRM_CREDENTIALS_KEY`` (crm/credentials.py) and never shown or logged."""
+
+    crm = models.CharField(max_length=16, choices=[("hubspot", "HubSpot"), ("salesforce", "Salesforce")])
+    secret_encrypted = models.TextField(blank=True, help_text="Fernet token of the access token; never shown.")
+    instance_url = models.URLField(blank=True, help_text="Salesforce: the org's instance URL.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "crm"], name="crmconnection_one_per_crm"),
+            models.CheckConstraint(
+                condition=models.Q(crm__in=["hubspot", "salesforce"]), name="crmconnection_crm_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_crm_display()} connection"
+
+    def __repr__(self):
+        return f"<CrmConnection {self.pk} {self.crm}>"  # never the secret

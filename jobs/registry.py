@@ -1,6 +1,9 @@
 """Task functions by name: ``@task("extract_thread", max_attempts=5, timeout=300)``.
 
 A handler takes ``(payload: dict, *, job)`` and runs inside its job's workspace context.
+With ``atomic=False`` (a handler that waits on the network) it runs outside any
+transaction and opens its own short ``workspace_context`` blocks, each committed on exit;
+the worker's fenced finish then runs in a transaction of its own.
 The worker imports every installed app's ``tasks`` module (``autodiscover``), plus the
 modules named in ``settings.JOBS_EXTRA_TASK_MODULES``.
 """
@@ -18,15 +21,16 @@ class TaskSpec:
     func: Callable
     max_attempts: int
     timeout: float
+    atomic: bool = True
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
 _discovered = False
 
 
-def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0):
+def task(name: str, *, max_attempts: int = 5, timeout: float = 300.0, atomic: bool = True):
     def register(func: Callable) -> Callable:
-        _REGISTRY[name] = TaskSpec(name=name, func=func, max_attempts=max_attempts, timeout=timeout)
+        _REGISTRY[name] = TaskSpec(name=name, func=func, max_attempts=max_attempts, timeout=timeout, atomic=atomic)
         return func
 
     return register

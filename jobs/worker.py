@@ -10,6 +10,10 @@ coordinating only through PostgreSQL. A round:
    handler's writes and "succeeded" commit together, and a worker that lost its lease
    matches nothing and rolls its writes back. (A handler already runs in one transaction
    for its workspace context; ending it with the finish costs one short row lock.)
+   A task registered with ``atomic=False`` (one that waits on the network) runs outside
+   any transaction, committing its own short ``workspace_context`` blocks; the finish
+   then runs in its own short transaction, and a worker that lost its lease just fails to
+   finish (such handlers are idempotent by design: the CRM ledger, extraction runs).
 3. On an exception, a separate short transaction records the attempt (``fail_job``):
    queued again after an exponential backoff with jitter, or "failed" with a review item.
 4. A heartbeat thread (its own connection) extends every lease this worker holds each
@@ -279,11 +283,19 @@ class Worker:
             return self._fail(job, "the worker running the last attempt was lost (lease expired)")
         committed = False
         try:
-            with self._deadline(spec.timeout), self._job_context(job, spec.timeout):
-                spec.func(job.payload, job=job)
-                if not db.fetch("finish_job", {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}):
-                    raise LeaseLost(job.id)
-                committed = True
+            with self._deadline(spec.timeout):
+                if spec.atomic:
+                    with self._job_context(job, spec.timeout):
+                        spec.func(job.payload, job=job)
+                        self._finish(job)
+                        committed = True
+                else:
+                    # The handler commits its own short transactions (never one held open
+                    # across a network call); the fenced finish is a transaction of its own.
+                    spec.func(job.payload, job=job)
+                    with workspace_context(job.workspace_id):
+                        self._finish(job)
+                    committed = True
         except LeaseLost:
             return "lease_lost"
         except ShutdownTimeout:
@@ -297,6 +309,10 @@ class Worker:
                 return "succeeded"
             return self._fail(job, _describe(exc))
         return "succeeded"
+
+    def _finish(self, job: ClaimedJob) -> None:
+        if not db.fetch("finish_job", {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}):
+            raise LeaseLost(job.id)
 
     def _fail(self, job: ClaimedJob, error: str) -> str:
         """Record a failed attempt: retry later, or "failed" with a review item."""

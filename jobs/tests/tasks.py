@@ -51,3 +51,18 @@ def peek(payload, *, job):
             "events": set(AuditEvent.objects.values_list("workspace_id", flat=True)),
         }
     )
+
+
+@task("test.nonatomic", max_attempts=3, timeout=30, atomic=False)
+def nonatomic(payload, *, job):
+    """Commit a record in a short block of its own, note whether a transaction was open
+    around the "network wait", then optionally fail after the commit."""
+    from django.db import connection
+
+    from workspaces.rls import workspace_context
+
+    with workspace_context(job.workspace_id):
+        audit_event_record(workspace_id=job.workspace_id, type="test.ran", job_id=job.id, data={"attempt": job.attempt})
+    SEEN.append({"in_atomic_block": connection.in_atomic_block, "job": job.id})
+    if payload.get("fail"):
+        raise RuntimeError(f"boom after the commit on attempt {job.attempt}")

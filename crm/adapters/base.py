@@ -1,0 +1,173 @@
+"""The adapter interface and the HTTP discipline every adapter shares.
+
+An adapter lists deals (paged, incremental by last-modified), gets one, applies an action
+(``update_deal``, ``create_note``, ``upsert_contact``) carrying our idempotency key on the
+CRM record, and finds a write it may already have made (``find_write``) so that a sync
+that crashed while "sending" recovers instead of writing twice.
+
+HTTP: every request has a timeout; 429 is retried honouring Retry-After (the CRM refused
+it unprocessed); 5xx and network errors are retried only for requests that are idempotent
+by themselves (GET, PATCH, search), otherwise raised as ``CrmTransientError`` so the ledger
+looks for the write before sending again; any other 4xx is a ``CrmClientError``, recorded
+on the ledger row and never retried.
+
+The vendors' Python clients (hubspot-api-client, simple-salesforce) are not used: each
+brings its own retry behaviour (urllib3 or requests) that would retry non-idempotent POSTs
+and hide Retry-After; one httpx transport gives every adapter the same rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import httpx
+from django.conf import settings
+
+log = logging.getLogger("crm")
+
+
+class CrmClientError(Exception):
+    """A 4xx other than 429: the request is wrong and sending it again will not help."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+
+
+class CrmTransientError(Exception):
+    """429/5xx past the retries, a 5xx on a non-idempotent request, or a network error."""
+
+
+@dataclass
+class DealRecord:
+    """A deal as the mirror stores it, whichever CRM it came from."""
+
+    crm_deal_id: str
+    title: str
+    stage: str = ""
+    is_closed: bool = False
+    amount: Decimal | None = None
+    close_date: date | None = None
+    owner_user_id: str = ""
+    owner_email: str = ""
+    primary_domain: str = ""
+    contact_emails: list[str] = field(default_factory=list)
+    updated_at: datetime | None = None
+
+
+class CrmAdapter:
+    """The interface. ``apply`` and ``find_write`` return ``{"id": ..., ...}`` of the CRM."""
+
+    name = "base"
+
+    def list_deals(self, *, since: datetime | None = None) -> Iterator[list[DealRecord]]:
+        raise NotImplementedError
+
+    def get_deal(self, deal_id: str) -> DealRecord:
+        raise NotImplementedError
+
+    def apply(self, *, action: str, target: str, payload: dict, key: str) -> dict:
+        raise NotImplementedError
+
+    def find_write(self, *, action: str, target: str, payload: dict, key: str) -> dict | None:
+        raise NotImplementedError
+
+
+class Http:
+    """An httpx client with the retry rules above. ``sleep`` is replaceable in tests."""
+
+    def __init__(self, *, base_url: str, headers: dict, sleep=time.sleep):
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=settings.CRM_TIMEOUT_SECONDS)
+        self.sleep = sleep
+        self.waits: list[float] = []  # seconds slept before retries, for tests and logs
+
+    def request(self, method: str, url: str, *, idempotent: bool, ok_missing: bool = False, **kwargs):
+        """The response's JSON (``{}`` when empty); ``None`` on 404 when ``ok_missing``."""
+        attempts = settings.CRM_MAX_RETRIES + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if not idempotent or attempt == attempts:
+                    raise CrmTransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+                self._wait(attempt, None)
+                continue
+            status = response.status_code
+            if status == 404 and ok_missing:
+                return None
+            if status < 400:
+                return response.json() if response.content else {}
+            retryable = status == 429 or (status >= 500 and idempotent)
+            if not retryable:
+                if status >= 500:
+                    raise CrmTransientError(f"{method} {url}: HTTP {status}")
+                raise CrmClientError(status, _error_message(response))
+            if attempt == attempts:
+                raise CrmTransientError(f"{method} {url}: HTTP {status} after {attempts} attempts")
+            self._wait(attempt, response.headers.get("Retry-After"))
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        seconds = min(2 ** (attempt - 1), settings.CRM_RETRY_MAX_SECONDS)
+        if retry_after:
+            try:
+                seconds = min(max(float(retry_after), 0.0), settings.CRM_RETRY_MAX_SECONDS)
+            except ValueError:
+                pass  # an HTTP date: keep the backoff
+        log.info("crm: retrying in %.2fs (attempt %s)", seconds, attempt)
+        self.waits.append(seconds)
+        self.sleep(seconds)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, list) and body:  # Salesforce: [{"message", "errorCode"}]
+        body = body[0]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("errorCode") or body)[:500]
+    return str(body)[:500]
+
+
+def adapter_for(*, crm: str, connection=None) -> CrmAdapter:
+    """The adapter of a CRM kind; ``dry_run`` needs no connection."""
+    from crm.credentials import secret_decrypt
+
+    if crm == "dry_run" or crm == "none":
+        from crm.adapters.dry_run import DryRunAdapter
+
+        return DryRunAdapter()
+    if connection is None or not connection.secret_encrypted:
+        raise CrmClientError(0, f"no {crm} credentials are set for this workspace (manage.py crm_connect)")
+    token = secret_decrypt(connection.secret_encrypted)
+    if crm == "hubspot":
+        from crm.adapters.hubspot import HubSpotAdapter
+
+        return HubSpotAdapter(token=token)
+    if crm == "salesforce":
+        from crm.adapters.salesforce import SalesforceAdapter
+
+        return SalesforceAdapter(token=token, instance_url=connection.instance_url)
+    raise ValueError(f"unknown CRM {crm!r}")
+
+
+RECENT_KEYS = 40  # keys kept on a shared record (a deal or contact several threads write)
+
+
+def keys_add(stored: str | None, key: str) -> str:
+    """Our key appended to the record's recent write keys (";"-separated, newest last).
+    Several threads write the same deal or contact, so one "last key" would be overwritten
+    before a crashed sync could look for it."""
+    keys = [k for k in (stored or "").split(";") if k and k != key]
+    return ";".join([*keys[-(RECENT_KEYS - 1) :], key])
+
+
+def keys_has(stored: str | None, key: str) -> bool:
+    return key in (stored or "").split(";")

@@ -1,0 +1,184 @@
+"""HubSpot through the CRM v3 objects API with a private-app token.
+
+Our idempotency key travels on every record we write, in custom properties the portal
+needs (crm/README.md): ``threadline_idempotency_key`` on notes (found again with
+``POST /crm/v3/objects/notes/search``) and ``threadline_write_keys`` on deals and
+contacts, the recent keys written to that record (read back with it).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+
+from crm.adapters.base import CrmAdapter, DealRecord, Http, keys_add, keys_has
+
+DEAL_PROPERTIES = ["dealname", "dealstage", "amount", "closedate", "hubspot_owner_id", "hs_lastmodifieddate",
+                   "hs_is_closed"]  # fmt: skip
+# Our neutral deal properties → HubSpot's internal names.
+DEAL_FIELDS = {"amount": "amount", "close_date": "closedate", "next_step": "hs_next_step", "description": "description"}
+CONTACT_FIELDS = {"first_name": "firstname", "last_name": "lastname", "company": "company", "job_title": "jobtitle"}
+NOTE_TO_DEAL, NOTE_TO_CONTACT = 214, 202  # HUBSPOT_DEFINED association type ids
+KEY_PROPERTY, KEYS_PROPERTY = "threadline_idempotency_key", "threadline_write_keys"
+PAGE_SIZE = 100
+
+
+class HubSpotAdapter(CrmAdapter):
+    name = "hubspot"
+
+    def __init__(self, *, token: str, base_url: str | None = None, sleep=None):
+        kwargs = {"sleep": sleep} if sleep else {}
+        self.http = Http(base_url=base_url or settings.HUBSPOT_BASE_URL,
+                         headers={"Authorization": f"Bearer {token}"}, **kwargs)  # fmt: skip
+
+    # --- deals -------------------------------------------------------------------------------
+
+    def list_deals(self, *, since: datetime | None = None):
+        """Pages of deals; with ``since``, only those modified at or after it (search API)."""
+        after = None
+        while True:
+            if since is None:
+                params = {
+                    "limit": PAGE_SIZE,
+                    "properties": ",".join(DEAL_PROPERTIES),
+                    **({"after": after} if after else {}),
+                }
+                body = self.http.request("GET", "/crm/v3/objects/deals", idempotent=True, params=params)
+            else:
+                search = {
+                    "filterGroups": [
+                        {
+                            "filters": [
+                                {
+                                    "propertyName": "hs_lastmodifieddate",
+                                    "operator": "GTE",
+                                    "value": str(int(since.timestamp() * 1000)),
+                                }
+                            ]
+                        }
+                    ],  # fmt: skip
+                    "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                    "properties": DEAL_PROPERTIES,
+                    "limit": PAGE_SIZE,
+                    **({"after": after} if after else {}),
+                }
+                body = self.http.request("POST", "/crm/v3/objects/deals/search", idempotent=True, json=search)
+            yield [_deal(obj) for obj in body.get("results", [])]
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def get_deal(self, deal_id: str) -> DealRecord:
+        params = {"properties": ",".join(DEAL_PROPERTIES)}
+        return _deal(self.http.request("GET", f"/crm/v3/objects/deals/{deal_id}", idempotent=True, params=params))
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def apply(self, *, action: str, target: str, payload: dict, key: str) -> dict:
+        return getattr(self, f"_{action}")(payload, key)
+
+    def find_write(self, *, action: str, target: str, payload: dict, key: str) -> dict | None:
+        if action == "create_note":
+            return self._note_find(key)
+        found = self._keys_record(action, payload)
+        if found and keys_has(found["properties"].get(KEYS_PROPERTY), key):
+            return {"id": found["id"], "recovered": True}
+        return None
+
+    def _keys_record(self, action: str, payload: dict) -> dict | None:
+        """The deal or contact a write goes to, with its recent write keys."""
+        if action == "update_deal":
+            path, params = f"/crm/v3/objects/deals/{payload['deal_id']}", {}
+        else:
+            path, params = f"/crm/v3/objects/contacts/{payload['email']}", {"idProperty": "email"}
+        params["properties"] = KEYS_PROPERTY
+        found = self.http.request("GET", path, idempotent=True, ok_missing=True, params=params)
+        if found is not None:
+            found.setdefault("properties", {})
+        return found
+
+    def _update_deal(self, payload: dict, key: str) -> dict:
+        properties = {DEAL_FIELDS[k]: v for k, v in payload["properties"].items() if k in DEAL_FIELDS}
+        current = self._keys_record("update_deal", payload) or {"properties": {}}
+        body = {"properties": {**properties, KEYS_PROPERTY: keys_add(current["properties"].get(KEYS_PROPERTY), key)}}
+        result = self.http.request("PATCH", f"/crm/v3/objects/deals/{payload['deal_id']}", idempotent=True, json=body)
+        return {"id": result.get("id", payload["deal_id"]), "updatedAt": result.get("updatedAt")}
+
+    def _create_note(self, payload: dict, key: str) -> dict:
+        associations = [_association(payload["deal_id"], NOTE_TO_DEAL)]
+        contact = self._contact_id(payload.get("contact_email"))
+        if contact:
+            associations.append(_association(contact, NOTE_TO_CONTACT))
+        body = {
+            "properties": {"hs_note_body": payload["body"], "hs_timestamp": payload["timestamp"], KEY_PROPERTY: key},
+            "associations": associations,
+        }
+        result = self.http.request("POST", "/crm/v3/objects/notes", idempotent=False, json=body)
+        return {"id": result["id"], "deal_id": payload["deal_id"], "contact_id": contact}
+
+    def _upsert_contact(self, payload: dict, key: str) -> dict:
+        properties = {CONTACT_FIELDS[k]: v for k, v in payload["properties"].items() if k in CONTACT_FIELDS}
+        existing = self._keys_record("upsert_contact", payload)
+        properties[KEYS_PROPERTY] = keys_add(existing["properties"].get(KEYS_PROPERTY) if existing else "", key)
+        if existing:
+            self.http.request("PATCH", f"/crm/v3/objects/contacts/{existing['id']}", idempotent=True,
+                              json={"properties": properties})  # fmt: skip
+            return {"id": existing["id"], "created": False}
+        # A create is not idempotent by itself; HubSpot answers 409 for an email it has, and
+        # the ledger's find_write looks the contact up by email before any second attempt.
+        result = self.http.request("POST", "/crm/v3/objects/contacts", idempotent=False,
+                                   json={"properties": {"email": payload["email"], **properties}})  # fmt: skip
+        return {"id": result["id"], "created": True}
+
+    def _note_find(self, key: str) -> dict | None:
+        search = {
+            "filterGroups": [{"filters": [{"propertyName": KEY_PROPERTY, "operator": "EQ", "value": key}]}],
+            "properties": [KEY_PROPERTY],
+            "limit": 1,
+        }
+        body = self.http.request("POST", "/crm/v3/objects/notes/search", idempotent=True, json=search)
+        results = body.get("results") or []
+        return {"id": results[0]["id"], "recovered": True} if results else None
+
+    def _contact_id(self, email: str | None) -> str | None:
+        if not email:
+            return None
+        found = self.http.request("GET", f"/crm/v3/objects/contacts/{email}", idempotent=True, ok_missing=True,
+                                  params={"idProperty": "email"})  # fmt: skip
+        return found["id"] if found else None
+
+
+def _association(object_id: str, type_id: int) -> dict:
+    return {"to": {"id": str(object_id)},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}  # fmt: skip
+
+
+def _deal(obj: dict) -> DealRecord:
+    props = obj.get("properties") or {}
+    return DealRecord(
+        crm_deal_id=str(obj["id"]),
+        title=props.get("dealname") or "",
+        stage=props.get("dealstage") or "",
+        is_closed=str(props.get("hs_is_closed")).lower() == "true",
+        amount=_decimal(props.get("amount")),
+        close_date=_date(props.get("closedate")),
+        owner_user_id=props.get("hubspot_owner_id") or "",
+        updated_at=parse_datetime(props.get("hs_lastmodifieddate") or obj.get("updatedAt") or ""),
+    )
+
+
+def _decimal(value) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def _date(value) -> date | None:
+    if not value:
+        return None
+    parsed = parse_datetime(value) if "T" in value else None
+    return parsed.date() if parsed else date.fromisoformat(value[:10])

@@ -1,0 +1,139 @@
+"""Reads for the CRM: what a thread would write, the diff against the CRM, the write log."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from crm.models import CrmWriteLog
+from deals.models import Deal, ThreadLink
+from extraction.models import FieldValue
+from extraction.selectors import thread_current_values
+from threads.models import Thread
+
+WRITABLE = {FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED}
+NOTE_FIELDS = ("budget", "authority", "need", "timeline", "next_step", "competitors")
+
+
+def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
+    """The thread's current values that a person approved or policy auto-accepted, and only those."""
+    return {k: v for k, v in thread_current_values(thread_id=thread_id).items() if v.status in WRITABLE}
+
+
+def thread_writes_build(*, thread_id: int, crm: str):
+    """The writes a thread's accepted values make, in order (contact, deal, note), and the
+    version of those values (sorted ids and statuses) that goes into every idempotency key."""
+    from crm.services import PlannedWrite
+
+    thread = Thread.objects.get(pk=thread_id)
+    values = thread_writable_values(thread_id=thread_id)
+    version = sorted([v.pk, v.status] for v in values.values())
+    if not values:
+        return [], version
+    link = ThreadLink.objects.select_related("deal").filter(thread_id=thread_id).first()
+    deal = link.deal if link and (crm == "dry_run" or link.deal.crm == crm) else None
+    writes = []
+    email = thread.primary_contact_email
+    if email:
+        writes.append(PlannedWrite("upsert_contact", f"contact:{email.lower()}", _contact_payload(email, values),
+                                   thread_id=thread_id))  # fmt: skip
+    if deal is not None:
+        properties = deal_properties(values)
+        if properties:
+            writes.append(PlannedWrite("update_deal", f"deal:{deal.crm_deal_id}",
+                                       {"deal_id": deal.crm_deal_id, "properties": properties},
+                                       thread_id=thread_id, deal_id=deal.pk))  # fmt: skip
+        writes.append(PlannedWrite("create_note", f"note:deal:{deal.crm_deal_id}:thread:{thread_id}",
+                                   _note_payload(thread, deal, email, values), thread_id=thread_id,
+                                   deal_id=deal.pk))  # fmt: skip
+    return writes, version
+
+
+def deal_properties(values: dict) -> dict:
+    """Neutral deal properties from accepted values (each adapter maps them to its names)."""
+    out = {}
+    amount = _amount(values.get("budget"))
+    if amount is not None:
+        out["amount"] = amount
+    timeline = values.get("timeline")
+    if timeline and isinstance(timeline.field_value_json, str) and len(timeline.field_value_json) >= 10:
+        out["close_date"] = timeline.field_value_json[:10]
+    if values.get("next_step"):
+        out["next_step"] = _text(values["next_step"].field_value_json)[:255]
+    if values.get("need"):
+        out["description"] = _text(values["need"].field_value_json)
+    return out
+
+
+def _amount(value: FieldValue | None) -> str | None:
+    if value is None:
+        return None
+    raw = value.field_value_json
+    raw = raw.get("amount", raw.get("max")) if isinstance(raw, dict) else raw
+    try:
+        return str(Decimal(str(raw)).quantize(Decimal("0.01")))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _text(raw) -> str:
+    if isinstance(raw, dict):
+        return ", ".join(str(v) for v in raw.values() if v)
+    if isinstance(raw, list):
+        return ", ".join(map(str, raw))
+    return str(raw)
+
+
+def _contact_payload(email: str, values: dict) -> dict:
+    properties = {}
+    person = values.get("contact_name")
+    if person and isinstance(person.field_value_json, dict) and person.field_value_json.get("name"):
+        first, _, last = person.field_value_json["name"].partition(" ")
+        properties.update({"first_name": first, **({"last_name": last} if last else {})})
+    if values.get("company"):
+        properties["company"] = _text(values["company"].field_value_json)
+    if values.get("contact_title"):
+        properties["job_title"] = _text(values["contact_title"].field_value_json)
+    return {"email": email.lower(), "properties": properties}
+
+
+def _note_payload(thread: Thread, deal: Deal, email: str, values: dict) -> dict:
+    lines = [f"Threadline: {thread.subject or 'thread'}"]
+    for key in NOTE_FIELDS:
+        if key in values:
+            value = values[key]
+            quotes = "; ".join(f"“{e.get('quote', '')}”" for e in value.evidence_json if e.get("quote"))
+            lines.append(f"{key}: {_text(value.field_value_json)}" + (f" — {quotes}" if quotes else ""))
+    stamp = max(v.created_at for v in values.values())  # stable across retries, unlike now()
+    return {"deal_id": deal.crm_deal_id, "contact_email": (email or "").lower(), "subject": thread.subject[:255],
+            "body": "\n".join(lines), "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")}  # fmt: skip
+
+
+def deal_diff(*, deal: Deal, properties: dict) -> list[dict]:
+    """Each property a write would set beside the deal mirror's current value."""
+    current = {"amount": str(deal.amount) if deal.amount is not None else None,
+               "close_date": deal.close_date.isoformat() if deal.close_date else None}  # fmt: skip
+    return [
+        {
+            "field": name,
+            "current": current.get(name),
+            "proposed": value,
+            "changed": current.get(name) != value,
+            "known": name in current,
+        }  # fmt: skip
+        for name, value in properties.items()
+    ]
+
+
+def writes_for(*, thread_id: int | None = None, deal_id: int | None = None, status: str = "") -> list[CrmWriteLog]:
+    """The write log of a thread or a deal, newest first, optionally of one status."""
+    rows = CrmWriteLog.objects.select_related("deal", "thread").order_by("-created_at", "-pk")
+    rows = rows.filter(thread_id=thread_id) if thread_id is not None else rows.filter(deal_id=deal_id)
+    if status:
+        rows = rows.filter(status=status)
+    return list(rows[:200])
+
+
+def write_diffs(rows: list[CrmWriteLog]) -> dict[int, list[dict]]:
+    """The diff of every deal-update row shown, keyed by row id."""
+    return {r.pk: deal_diff(deal=r.deal, properties=r.payload_json.get("properties", {}))
+            for r in rows if r.action == CrmWriteLog.Action.UPDATE_DEAL and r.deal is not None}  # fmt: skip

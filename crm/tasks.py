@@ -1,0 +1,44 @@
+"""Queue tasks of the CRM app. All wait on the network, so none runs in a transaction."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.registry import task
+
+
+@task("crm_sync_thread", max_attempts=5, timeout=300, atomic=False)
+def crm_sync_thread_task(payload: dict, *, job) -> None:
+    """Write a thread's approved values (enqueued by review decisions after the undo window)."""
+    from crm.services import crm_sync_thread
+
+    crm_sync_thread(workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]),
+                    final=job.attempt >= job.max_attempts)  # fmt: skip
+
+
+@task("crm_write_send", max_attempts=5, timeout=120, atomic=False)
+def crm_write_send(payload: dict, *, job) -> None:
+    """Send one ledger row again (the console's retry), recovering before it sends."""
+    from crm.models import CrmWriteLog
+    from crm.services import crm_adapter_get, crm_write_execute
+    from workspaces.rls import workspace_context
+
+    with workspace_context(job.workspace_id):
+        crm = CrmWriteLog.objects.values_list("crm", flat=True).get(pk=payload["write_id"])
+    adapter = crm_adapter_get(workspace_id=job.workspace_id, crm=crm)
+    crm_write_execute(workspace_id=job.workspace_id, write_id=int(payload["write_id"]), adapter=adapter,
+                      final=job.attempt >= job.max_attempts)  # fmt: skip
+
+
+@task("crm_sync_deals", max_attempts=3, timeout=900, atomic=False)
+def crm_sync_deals(payload: dict, *, job) -> None:
+    """Refresh the deal mirror incrementally, then queue the next run (periodic without cron)."""
+    from crm.mirror import deals_sync, deals_sync_schedule
+
+    try:
+        deals_sync(workspace_id=job.workspace_id)
+    finally:
+        if payload.get("repeat", True):
+            deals_sync_schedule(workspace_id=job.workspace_id,
+                                run_after=timezone.now() + timedelta(seconds=settings.CRM_DEALS_SYNC_SECONDS))  # fmt: skip

@@ -1,0 +1,300 @@
+"""Local HTTP servers that speak the HubSpot CRM v3 and Salesforce REST shapes we use.
+
+Shapes follow the vendors' published references (HubSpot: ``{"id", "properties",
+"createdAt", "updatedAt", "archived"}`` objects, ``{"results", "paging": {"next":
+{"after"}}}`` pages, ``{"status": "error", "message", "category"}`` errors; Salesforce:
+``{"totalSize", "done", "records", "nextRecordsUrl"}`` queries, ``{"id", "success",
+"errors", "created"}`` upserts, ``[{"message", "errorCode"}]`` errors). Each test starts its
+own; ``fail_next`` queues scripted answers (a 429 with Retry-After, a 500, a 400), and
+``writes`` counts every write carrying a Threadline key, per key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlparse
+
+TOKEN = "pat-test-token"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class FakeCrm:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.scripted: list[dict] = []  # {"method", "path" (regex), "status", "body", "headers"}
+        self.writes: Counter = Counter()  # Threadline key -> writes that reached the server
+        self.next_id = 1000
+        self.on_request = None  # called with each request before it is answered (tests)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self):
+                url = urlparse(self.path)
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                request = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body,
+                           "auth": self.headers.get("Authorization"), "at": time.monotonic()}  # fmt: skip
+                if server.on_request is not None:
+                    server.on_request(request)
+                with server.lock:
+                    server.requests.append(request)
+                    answer = server._scripted(self.command, url.path)
+                    if answer is None:
+                        if request["auth"] != f"Bearer {TOKEN}":
+                            answer = server.unauthorized()
+                        else:
+                            answer = server.route(request)
+                status, payload, headers = answer
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = _handle  # noqa: N815 - the http.server API
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def fail_next(self, method: str, path: str, status: int, body=None, headers=None, times: int = 1):
+        for _ in range(times):
+            self.scripted.append({"method": method, "path": path, "status": status, "body": body, "headers": headers})
+
+    def _scripted(self, method, path):
+        for i, s in enumerate(self.scripted):
+            if s["method"] == method and re.fullmatch(s["path"], path):
+                self.scripted.pop(i)
+                return s["status"], s["body"], s["headers"]
+        return None
+
+    def _count(self, key):
+        if key:
+            self.writes[key] += 1
+
+    def _count_keys(self, keys):
+        """A write to a shared record carries its recent keys; the newest (last) is this write's."""
+        if keys:
+            self._count(keys.split(";")[-1])
+
+    def new_id(self) -> str:
+        self.next_id += 1
+        return str(self.next_id)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FakeHubSpot(FakeCrm):
+    """deals (list, search, get, patch), notes (create with associations, search), contacts."""
+
+    def __init__(self):
+        super().__init__()
+        self.deals: dict[str, dict] = {}
+        self.notes: dict[str, dict] = {}
+        self.contacts: dict[str, dict] = {}
+
+    def add_deal(self, deal_id: str, **properties) -> dict:
+        props = {"dealname": f"Deal {deal_id}", "dealstage": "appointmentscheduled", "hs_lastmodifieddate": _now(),
+                 **properties}  # fmt: skip
+        self.deals[deal_id] = {"id": deal_id, "properties": props, "createdAt": _now(), "updatedAt": _now(),
+                               "archived": False}  # fmt: skip
+        return self.deals[deal_id]
+
+    def unauthorized(self):
+        return 401, {"status": "error", "message": "Authentication credentials not found.",
+                     "category": "INVALID_AUTHENTICATION"}, None  # fmt: skip
+
+    def route(self, r):
+        m, p, body = r["method"], r["path"], r["body"]
+        if p == "/crm/v3/objects/deals" and m == "GET":
+            return self._page(list(self.deals.values()), r, int(r["query"].get("limit", ["100"])[0]))
+        if p == "/crm/v3/objects/deals/search" and m == "POST":
+            since = int(body["filterGroups"][0]["filters"][0]["value"]) / 1000 if body.get("filterGroups") else 0
+            hits = [d for d in self.deals.values() if _ts(d["properties"]["hs_lastmodifieddate"]) >= since]
+            return self._page(sorted(hits, key=lambda d: d["properties"]["hs_lastmodifieddate"]), r,
+                              int(body.get("limit", 100)), after=body.get("after"), total=True)  # fmt: skip
+        if match := re.fullmatch(r"/crm/v3/objects/deals/(\w+)", p):
+            deal = self.deals.get(match[1])
+            if deal is None:
+                return 404, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}, None
+            if m == "PATCH":
+                self._count_keys(body["properties"].get("threadline_write_keys"))
+                deal["properties"].update(body["properties"])
+                deal["properties"]["hs_lastmodifieddate"] = deal["updatedAt"] = _now()
+            return 200, deal, None
+        if p == "/crm/v3/objects/notes" and m == "POST":
+            props = body["properties"]
+            if "hs_timestamp" not in props:
+                return (
+                    400,
+                    {"status": "error", "message": "hs_timestamp is required", "category": "VALIDATION_ERROR"},
+                    None,
+                )
+            self._count(props.get("threadline_idempotency_key"))
+            note = {"id": self.new_id(), "properties": props, "associations": body.get("associations", []),
+                    "createdAt": _now(), "updatedAt": _now(), "archived": False}  # fmt: skip
+            self.notes[note["id"]] = note
+            return 201, {k: v for k, v in note.items() if k != "associations"}, None
+        if p == "/crm/v3/objects/notes/search" and m == "POST":
+            f = body["filterGroups"][0]["filters"][0]
+            hits = [n for n in self.notes.values() if n["properties"].get(f["propertyName"]) == f["value"]]
+            return 200, {"total": len(hits), "results": hits[: body.get("limit", 10)]}, None
+        if p == "/crm/v3/objects/contacts" and m == "POST":
+            props = body["properties"]
+            if props["email"] in self.contacts:
+                return 409, {"status": "error", "message": "Contact already exists.", "category": "CONFLICT"}, None
+            self._count_keys(props.get("threadline_write_keys"))
+            contact = {"id": self.new_id(), "properties": props, "createdAt": _now(), "updatedAt": _now(),
+                       "archived": False}  # fmt: skip
+            self.contacts[props["email"]] = contact
+            return 201, contact, None
+        if match := re.fullmatch(r"/crm/v3/objects/contacts/([^/]+)", p):
+            ident = unquote(match[1])
+            by_email = r["query"].get("idProperty") == ["email"]
+            contact = self.contacts.get(ident) if by_email else next(
+                (c for c in self.contacts.values() if c["id"] == ident), None)  # fmt: skip
+            if contact is None:
+                return 404, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}, None
+            if m == "PATCH":
+                self._count_keys(body["properties"].get("threadline_write_keys"))
+                contact["properties"].update(body["properties"])
+            return 200, contact, None
+        return 404, {"status": "error", "message": f"no route {m} {p}", "category": "OBJECT_NOT_FOUND"}, None
+
+    def _page(self, items, r, limit, after=None, total=False):
+        after = int(after or r["query"].get("after", ["0"])[0])
+        page = items[after : after + limit]
+        result = {"results": page}
+        if total:
+            result["total"] = len(items)
+        if after + limit < len(items):
+            result["paging"] = {"next": {"after": str(after + limit), "link": "?after=" + str(after + limit)}}
+        return 200, result, None
+
+
+class FakeSalesforce(FakeCrm):
+    """query (SOQL, paged), Opportunity get/patch, Task upsert by Threadline_Key__c, Contact."""
+
+    def __init__(self, version="62.0", page_size=2000):
+        super().__init__()
+        self.prefix = f"/services/data/v{version}"
+        self.page_size = page_size
+        self.opportunities: dict[str, dict] = {}
+        self.tasks: dict[str, dict] = {}  # by Threadline_Key__c
+        self.contacts: dict[str, dict] = {}  # by Id
+        self.cursors: dict[str, list] = {}
+
+    def add_opportunity(self, opp_id: str, **fields) -> dict:
+        record = {"attributes": {"type": "Opportunity", "url": f"{self.prefix}/sobjects/Opportunity/{opp_id}"},
+                  "Id": opp_id, "Name": f"Opportunity {opp_id}", "StageName": "Prospecting", "IsClosed": False,
+                  "Amount": None, "CloseDate": None, "OwnerId": "005000000000001",
+                  "Owner": {"attributes": {"type": "User"}, "Email": "owner@seller.example"},
+                  "LastModifiedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"), **fields}  # fmt: skip
+        self.opportunities[opp_id] = record
+        return record
+
+    def unauthorized(self):
+        return 401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], None
+
+    def route(self, r):
+        m, p, body = r["method"], r["path"], r["body"]
+        if p == f"{self.prefix}/query" and m == "GET":
+            return self._query(r["query"]["q"][0])
+        if match := re.fullmatch(rf"{re.escape(self.prefix)}/query/(\w+)-(\d+)", p):
+            return self._page(match[1], int(match[2]))
+        if match := re.fullmatch(rf"{re.escape(self.prefix)}/sobjects/Opportunity/(\w+)", p):
+            opp = self.opportunities.get(match[1])
+            if opp is None:
+                return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], None
+            if m == "PATCH":
+                unknown = [
+                    k for k in body if k not in opp and not k.endswith("__c") and k not in ("NextStep", "Description")
+                ]
+                if unknown:
+                    return 400, [{"message": f"No such column '{unknown[0]}' on sobject of type Opportunity",
+                                  "errorCode": "INVALID_FIELD"}], None  # fmt: skip
+                self._count_keys(body.get("Threadline_Write_Keys__c"))
+                opp.update(body)
+                return 204, None, None
+            return 200, opp, None
+        if match := re.fullmatch(rf"{re.escape(self.prefix)}/sobjects/Task/Threadline_Key__c/(\w+)", p):
+            key = match[1]
+            self._count(key)
+            if key in self.tasks:
+                self.tasks[key].update(body)
+                return 200, {"id": self.tasks[key]["Id"], "success": True, "errors": [], "created": False}, None
+            self.tasks[key] = {"Id": "00T" + self.new_id(), "Threadline_Key__c": key, **body}
+            return 201, {"id": self.tasks[key]["Id"], "success": True, "errors": [], "created": True}, None
+        if p == f"{self.prefix}/sobjects/Contact" and m == "POST":
+            if "LastName" not in body:
+                return 400, [{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING",
+                              "fields": ["LastName"]}], None  # fmt: skip
+            self._count_keys(body.get("Threadline_Write_Keys__c"))
+            contact = {"attributes": {"type": "Contact"}, "Id": "003" + self.new_id(), **body}
+            self.contacts[contact["Id"]] = contact
+            return 201, {"id": contact["Id"], "success": True, "errors": []}, None
+        if match := re.fullmatch(rf"{re.escape(self.prefix)}/sobjects/Contact/(\w+)", p):
+            contact = self.contacts.get(match[1])
+            if contact is None:
+                return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], None
+            if m == "PATCH":
+                self._count_keys(body.get("Threadline_Write_Keys__c"))
+                contact.update(body)
+                return 204, None, None
+            return 200, contact, None
+        return 404, [{"errorCode": "NOT_FOUND", "message": f"no route {m} {p}"}], None
+
+    def _query(self, soql):
+        if "FROM Contact" in soql:
+            email = re.search(r"Email = '([^']*)'", soql)[1]
+            records = [c for c in self.contacts.values() if c.get("Email") == email][:1]
+            return 200, {"totalSize": len(records), "done": True, "records": records}, None
+        records = sorted(self.opportunities.values(), key=lambda o: o["LastModifiedDate"])
+        if since := re.search(r"LastModifiedDate >= (\S+)", soql):
+            cutoff = since[1].replace("Z", "")
+            records = [o for o in records if o["LastModifiedDate"][:19] >= cutoff]
+        cursor = f"01g{len(self.cursors)}"
+        self.cursors[cursor] = records
+        return self._page(cursor, 0)
+
+    def _page(self, cursor, offset):
+        records = self.cursors[cursor]
+        page = records[offset : offset + self.page_size]
+        done = offset + self.page_size >= len(records)
+        result = {"totalSize": len(records), "done": done, "records": page}
+        if not done:
+            result["nextRecordsUrl"] = f"{self.prefix}/query/{cursor}-{offset + self.page_size}"
+        return 200, result, None
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,133 @@
+"""Killing the sync between the CRM call and the ledger commit, many times over.
+
+Each round starts ``manage.py shell`` running ``crm_sync_thread`` for one of several
+threads, against the test database and a local fake HubSpot that counts writes per key,
+with ``THREADLINE_CRM_CRASH`` set so that the process dies (``os._exit``) right after a
+CRM call returned and before the ledger commit ("after_send"), or right after "sending"
+was committed and before the call ("before_send"). Then one clean run per thread.
+At most one write per key may reach the server, and every key must end "sent".
+
+    CRM_CRASH_ITERATIONS=60 pytest -q -s crm/tests/test_crash.py
+"""
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from crm.models import CrmWriteLog
+from crm.services import crm_sync_thread
+from crm.tests.conftest import connect, policy_set, thread_with_values
+from workspaces.rls import workspace_context
+
+pytestmark = [pytest.mark.slow]
+
+ITERATIONS = int(os.environ.get("CRM_CRASH_ITERATIONS", "60"))
+TIME_LIMIT = float(os.environ.get("CRM_CRASH_SECONDS", "240"))
+
+
+def _sync_process(ws, thread, base_url, crash: str) -> int:
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
+           "THREADLINE_CRM_CRASH": crash, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    code = f"from crm.services import crm_sync_thread; crm_sync_thread(workspace_id={ws.pk}, thread_id={thread.pk})"
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=settings.BASE_DIR, env=env,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
+    return done.returncode
+
+
+def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    threads = []
+    for n in range(max(10, ITERATIONS // 5)):  # about five rounds per thread: most end in a kill
+        hubspot.add_deal(str(9100 + n))
+        thread, _, _ = thread_with_values(workspace, deal_id=str(9100 + n))
+        threads.append(thread)
+    rng = random.Random(7)
+    outcomes, started, iterations = Counter(), time.monotonic(), 0
+    while iterations < ITERATIONS and time.monotonic() - started < TIME_LIMIT:
+        thread = threads[iterations % len(threads)]
+        crash = "after_send" if rng.random() < 0.75 else "before_send"
+        outcomes[(crash, _sync_process(workspace, thread, hubspot.base_url, crash))] += 1
+        iterations += 1
+    with workspace_context(workspace):
+        before = Counter(CrmWriteLog.objects.values_list("status", flat=True))
+    for thread in threads:  # the retry: one clean run per thread, in this process
+        crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
+    with workspace_context(workspace):
+        rows = list(CrmWriteLog.objects.all())
+    per_key = Counter(hubspot.writes[r.idempotency_key] for r in rows)
+    recovered = sum(1 for r in rows if (r.response_json or {}).get("recovered"))
+    print(
+        f"\ncrash test: {iterations} sync processes for {len(threads)} threads in {time.monotonic() - started:.1f}s; "
+        f"killed between the CRM call and the ledger commit: {outcomes[('after_send', 137)]}, "
+        f"after 'sending' was committed, before the call: {outcomes[('before_send', 137)]}; "
+        f"exits {dict(sorted(outcomes.items()))}\n"
+        f"  ledger before the clean run: {dict(before)}\n"
+        f"  keys {len(rows)}; writes per key at the server -> number of keys: {dict(per_key)}; "
+        f"max {max(hubspot.writes.values())}; recovered from the CRM (found by key, not re-sent): {recovered}\n"
+        f"  final statuses: {dict(Counter(r.status for r in rows))}; notes {len(hubspot.notes)}, "
+        f"contacts {len(hubspot.contacts)}"
+    )
+    assert iterations >= min(ITERATIONS, 50)
+    assert outcomes[("after_send", 137)] > 0 and outcomes[("before_send", 137)] > 0
+    assert {r.status for r in rows} == {"sent"}
+    assert len(rows) == 3 * len(threads)
+    assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
+    assert len(hubspot.notes) == len(threads)
+
+
+def _worker_process(base_url) -> int:
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
+           "THREADLINE_CRM_CRASH": "after_send", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    command = [sys.executable, "manage.py", "runworker", "--batch", "--max-jobs", "1", "--tasks", "crm_sync_thread",
+               "--lease-seconds", "1", "--prefetch", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, timeout=60)
+    assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
+    return done.returncode
+
+
+def test_killed_workers_never_write_a_key_twice(workspace, hubspot):
+    """The same through the queue: ``runworker`` processes die after the CRM call; the job's
+    lease runs out, the next worker reclaims it and the ledger recovers before sending."""
+    from jobs import db
+    from jobs.models import Job
+    from jobs.services import enqueue
+
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    threads = []
+    for n in range(3):
+        hubspot.add_deal(str(9200 + n))
+        thread, _, _ = thread_with_values(workspace, deal_id=str(9200 + n))
+        with workspace_context(workspace):
+            enqueue("crm_sync_thread", workspace=workspace, payload={"thread_id": thread.pk})
+        threads.append(thread)
+    exits, started = Counter(), time.monotonic()
+    for _ in range(40):
+        with db.queue_role():
+            if not Job.objects.exclude(status="succeeded").exists():
+                break
+        exits[_worker_process(hubspot.base_url)] += 1
+        time.sleep(1.1)  # let the dead worker's lease run out
+    with db.queue_role():
+        jobs = list(Job.objects.values_list("status", "attempts"))
+    with workspace_context(workspace):
+        rows = list(CrmWriteLog.objects.all())
+    print(
+        f"\nworker crash test: {sum(exits.values())} runworker processes in {time.monotonic() - started:.1f}s, "
+        f"exits {dict(exits)}; jobs (status, attempts) {sorted(jobs)}\n"
+        f"  writes per key -> keys: {dict(Counter(hubspot.writes[r.idempotency_key] for r in rows))}; "
+        f"final statuses: {dict(Counter(r.status for r in rows))}"
+    )
+    assert exits[137] >= 9
+    assert {status for status, _ in jobs} == {"succeeded"}
+    assert len(rows) == 9 and {r.status for r in rows} == {"sent"}
+    assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)

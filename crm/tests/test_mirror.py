@@ -1,0 +1,106 @@
+"""The deal mirror: incremental sync from HubSpot, the periodic task, the CSV import, credentials."""
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from crm.credentials import secret_decrypt
+from crm.mirror import CsvImportError, deals_import_csv
+from crm.models import CrmConnection
+from crm.tests.conftest import connect, policy_set
+from deals.models import Deal
+from jobs import db
+from jobs.models import Job
+from workspaces.rls import workspace_context
+
+
+def _deals(ws):
+    with workspace_context(ws):
+        return {d.crm_deal_id: d for d in Deal.objects.all()}
+
+
+def test_sync_deals_pages_then_fetches_only_what_changed(workspace, hubspot, monkeypatch):
+    monkeypatch.setattr("crm.adapters.hubspot.PAGE_SIZE", 2)
+    policy_set(workspace, crm="hubspot")
+    connect(workspace)
+    for n in range(5):
+        old = (datetime.now(UTC) - timedelta(days=2, minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        hubspot.add_deal(str(7000 + n), amount=str(1000 * n), closedate="2027-03-01T00:00:00.000Z",
+                         hubspot_owner_id="12345", hs_lastmodifieddate=old)  # fmt: skip
+    out = io.StringIO()
+    call_command("sync_deals", workspace=workspace.slug, stdout=out)
+    assert out.getvalue().strip() == "hubspot: 5 deals in 3 pages"
+    deal = _deals(workspace)["7003"]
+    assert (deal.title, deal.amount, deal.close_date.isoformat(), deal.owner_user_id) == (
+        "Deal 7003", 3000, "2027-03-01", "12345")  # fmt: skip
+    hubspot.deals["7001"]["properties"].update(dealstage="closedwon", hs_is_closed="true",
+                                               hs_lastmodifieddate=datetime.now(UTC).isoformat())  # fmt: skip
+    out = io.StringIO()
+    call_command("sync_deals", workspace=workspace.slug, stdout=out)
+    # Only what changed since the newest mirrored deal (GTE: that boundary deal comes again).
+    assert out.getvalue().strip() == "hubspot: 2 deals in 1 pages"
+    assert hubspot.requests[-1]["path"] == "/crm/v3/objects/deals/search"
+    assert (_deals(workspace)["7001"].stage, _deals(workspace)["7001"].is_closed) == ("closedwon", True)
+
+
+def test_sync_deals_without_a_crm_or_credentials_is_a_clear_error(workspace):
+    with pytest.raises(CommandError, match="names no CRM"):
+        call_command("sync_deals", workspace=workspace.slug)
+    policy_set(workspace, crm="hubspot")
+    with pytest.raises(CommandError, match="no hubspot credentials"):
+        call_command("sync_deals", workspace=workspace.slug)
+
+
+def test_the_periodic_task_syncs_and_queues_its_next_run(workspace, hubspot):
+    policy_set(workspace, crm="hubspot")
+    connect(workspace)
+    hubspot.add_deal("7100")
+    from django.utils import timezone
+
+    from crm.mirror import deals_sync_schedule
+
+    deals_sync_schedule(workspace_id=workspace.pk, run_after=timezone.now())
+    call_command("runworker", batch=True, tasks="crm_sync_deals", max_jobs=1)
+    assert "7100" in _deals(workspace)
+    with db.queue_role():
+        jobs = list(Job.objects.filter(task="crm_sync_deals").order_by("id"))
+    assert [j.status for j in jobs] == ["succeeded", "queued"]
+    assert jobs[1].run_after > timezone.now() + timedelta(seconds=800)
+
+
+def test_csv_import_all_or_nothing(workspace):
+    good = ("crm_deal_id,title,stage,primary_domain,owner_email,amount,close_date,contact_emails\n"
+            "D-1,Acme rollout,negotiation,Acme.example,kim@seller.example,\"12,500\",2027-02-01,a@acme.example; b@acme.example\n"
+            "D-2,Globex pilot,,,,,,\n")  # fmt: skip
+    assert deals_import_csv(workspace_id=workspace.pk, stream=io.StringIO(good)) == {"deals": 2}
+    deal = _deals(workspace)["D-1"]
+    assert (deal.crm, deal.amount, deal.primary_domain, deal.contact_emails) == (
+        "csv", 12500, "acme.example", ["a@acme.example", "b@acme.example"])  # fmt: skip
+    bad = "crm_deal_id,title,amount\nD-3,Initech,12\nD-4,Umbrella,lots\n"
+    with pytest.raises(CsvImportError, match="line 3"):
+        deals_import_csv(workspace_id=workspace.pk, stream=io.StringIO(bad))
+    assert "D-3" not in _deals(workspace)
+
+
+def test_import_deals_csv_command(workspace, tmp_path):
+    path = tmp_path / "deals.csv"
+    path.write_text("crm_deal_id,title\nD-9,Hooli\n")
+    out = io.StringIO()
+    call_command("import_deals_csv", str(path), workspace=workspace.slug, stdout=out)
+    assert out.getvalue().strip() == "imported 1 deals" and "D-9" in _deals(workspace)
+
+
+def test_credentials_are_encrypted_at_rest_and_never_in_repr(workspace, settings, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("pat-secret-123\n"))
+    call_command("crm_connect", workspace=workspace.slug, crm="hubspot", stdout=io.StringIO())
+    with workspace_context(workspace):
+        conn = CrmConnection.objects.get()
+    assert "pat-secret-123" not in conn.secret_encrypted and "pat-secret-123" not in repr(conn) + str(conn)
+    assert secret_decrypt(conn.secret_encrypted) == "pat-secret-123"
+    settings.CRM_CREDENTIALS_KEY = "A" * 43 + "="
+    from crm.credentials import CredentialsUnreadable
+
+    with pytest.raises(CredentialsUnreadable):
+        secret_decrypt(conn.secret_encrypted)
