@@ -59,7 +59,7 @@ def test_sync_writes_each_action_once_with_the_v3_shapes(workspace, hubspot):
     assert hubspot.deals["9001"]["properties"]["amount"] == "40000.00"
     assert hubspot.deals["9001"]["properties"]["closedate"] == "2026-12-31"
     [note] = hubspot.notes.values()
-    contact_id = hubspot.contacts["dana@customer.example"]["id"]
+    contact_id = hubspot.contacts[thread.primary_contact_email]["id"]
     assert {(a["to"]["id"], a["types"][0]["associationTypeId"]) for a in note["associations"]} == {
         ("9001", 214), (contact_id, 202)}  # fmt: skip
     assert "“Our budget is $40,000”" in note["properties"]["hs_note_body"]
