@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -60,22 +61,26 @@ class DealRecord:
     updated_at: datetime | None = None
 
 
-class CrmAdapter:
+class CrmAdapter(ABC):
     """The interface. ``apply`` and ``find_write`` return ``{"id": ..., ...}`` of the CRM."""
 
     name = "base"
 
+    @abstractmethod
     def list_deals(self, *, since: datetime | None = None) -> Iterator[list[DealRecord]]:
-        raise NotImplementedError
+        """Deals page by page, only those modified since ``since`` when given."""
 
+    @abstractmethod
     def get_deal(self, deal_id: str) -> DealRecord:
-        raise NotImplementedError
+        """One deal by its CRM id."""
 
+    @abstractmethod
     def apply(self, *, action: str, target: str, payload: dict, key: str) -> dict:
-        raise NotImplementedError
+        """Perform one write, storing ``key`` on the record; return the CRM's ids."""
 
+    @abstractmethod
     def find_write(self, *, action: str, target: str, payload: dict, key: str) -> dict | None:
-        raise NotImplementedError
+        """The write made under ``key`` if the CRM has it (recovery after a crash while sending)."""
 
 
 class Http:

@@ -17,8 +17,10 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.loopback import LoopbackServer
 
 TOKEN = "pat-test-token"
 
@@ -72,13 +74,11 @@ class FakeCrm:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.loopback = LoopbackServer(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.loopback.url
 
     def fail_next(self, method: str, path: str, status: int, body=None, headers=None, times: int = 1):
         for _ in range(times):
@@ -105,12 +105,11 @@ class FakeCrm:
         return str(self.next_id)
 
     def __enter__(self):
-        self.thread.start()
+        self.loopback.start()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.loopback.stop()
 
 
 class FakeHubSpot(FakeCrm):

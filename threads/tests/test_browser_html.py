@@ -1,12 +1,12 @@
 """A message whose HTML carries scripts and event handlers renders in Chromium without
 running any of them: sanitized (nh3), inside a sandboxed iframe, under a strict CSP."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.browser import requires_chromium
+from tests.loopback import LoopbackServer
 from threads.tests.factories import MessageFactory, ThreadFactory
 from workspaces.rls import workspace_context
 from workspaces.services import membership_add, workspace_create
@@ -40,12 +40,8 @@ def tracker():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(Handler) as server:
+        yield server.port, hits
 
 
 @pytest.fixture
