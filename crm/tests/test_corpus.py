@@ -5,18 +5,16 @@ skipped, naming the variable, when the folder is absent.
 """
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from crm.adapters import CrmClientError
 from crm.adapters.hubspot import _deal as hubspot_deal
 from crm.adapters.salesforce import SalesforceAdapter
 from crm.tests.crm_servers import TOKEN, FakeCrm
+from tests.corpus import corpus_dir
 
-CORPUS = Path(os.environ.get("THREADLINE_CORPUS", settings.BASE_DIR.parent / "shared" / "corpus")) / "crm"
+CORPUS = corpus_dir() / "crm"
 SF = CORPUS / "salesforce-restforce" / "sobject"
 HUBSPOT = CORPUS / "hubspot-ruby-vcr" / "extracted_json"
 

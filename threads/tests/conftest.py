@@ -1,20 +1,8 @@
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
+from tests.corpus import CORPUS_ENV, corpus_dir
 from workspaces.rls import workspace_context
 from workspaces.tests.factories import WorkspaceFactory
-
-CORPUS_ENV = "THREADLINE_CORPUS"
-
-
-def corpus_dir() -> Path:
-    """The public corpora, read in place: $THREADLINE_CORPUS, else ../shared/corpus beside the repo."""
-    value = os.environ.get(CORPUS_ENV, "../shared/corpus")
-    path = Path(value)
-    return path if path.is_absolute() else (Path(settings.BASE_DIR) / path).resolve()
 
 
 @pytest.fixture
