@@ -224,8 +224,10 @@ def _print_table(results) -> None:
     print("--------|-------------------|----------------------|-------|---------------------------|----------------")
     for n in sorted({n for n, *_ in results}):
         ours, theirs = by[(n, "threadline")], by[(n, "procrastinate")]
-        print(f"{n:>7} | {ours[0]:>17.0f} | {theirs[0]:>20.0f} | {ours[0] / theirs[0]:>5.2f} | "
-              f"{ours[1]:>11.1f} / {ours[2]:<11.1f} | {theirs[1]:.1f} / {theirs[2]:.1f}")  # fmt: skip
+        print(
+            f"{n:>7} | {ours[0]:>17.0f} | {theirs[0]:>20.0f} | {ours[0] / theirs[0]:>5.2f} | "
+            f"{ours[1]:>11.1f} / {ours[2]:<11.1f} | {theirs[1]:.1f} / {theirs[2]:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,13 @@ class CrmWriteLogAdmin(ReadOnlyAdmin):
 class CrmConnectionForm(forms.ModelForm):
     """The secret is write-only: a blank field keeps the stored one."""
 
-    new_secret = forms.CharField(label="Access token", required=False, strip=True,
-                                 widget=forms.PasswordInput(render_value=False),
-                                 help_text="Leave blank to keep the stored token.")  # fmt: skip
+    new_secret = forms.CharField(
+        label="Access token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the stored token.",
+    )
 
     instance_url = forms.URLField(
         required=False, assume_scheme="https", help_text="Salesforce: the org's instance URL."

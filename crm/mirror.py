@@ -14,8 +14,17 @@ from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
 from workspaces.services import audit_event_record
 
-CSV_COLUMNS = ["crm_deal_id", "title", "stage", "primary_domain", "owner_email", "amount", "close_date",
-               "contact_emails", "is_closed"]  # fmt: skip
+CSV_COLUMNS = [
+    "crm_deal_id",
+    "title",
+    "stage",
+    "primary_domain",
+    "owner_email",
+    "amount",
+    "close_date",
+    "contact_emails",
+    "is_closed",
+]
 
 
 def deals_sync(*, workspace_id: int, adapter=None, full: bool = False) -> dict:
@@ -36,24 +45,33 @@ def deals_sync(*, workspace_id: int, adapter=None, full: bool = False) -> dict:
                 deal_store(workspace_id=workspace_id, crm=crm, record=record)
         pages, count = pages + 1, count + len(page)
     with workspace_context(workspace_id):
-        audit_event_record(workspace_id=workspace_id, type="crm.deals_synced",
-                           data={"crm": crm, "deals": count, "since": since.isoformat() if since else None})  # fmt: skip
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="crm.deals_synced",
+            data={"crm": crm, "deals": count, "since": since.isoformat() if since else None},
+        )
     return {"crm": crm, "pages": pages, "deals": count}
 
 
 def deal_store(*, workspace_id: int, crm: str, record: DealRecord) -> Deal:
     """Create or update one mirrored deal (inside a workspace context)."""
     defaults = {
-        "title": record.title[:500] or record.crm_deal_id, "stage": record.stage[:100], "is_closed": record.is_closed,
-        "amount": record.amount, "close_date": record.close_date, "owner_user_id": record.owner_user_id,
-        "owner_email": record.owner_email, "crm_updated_at": record.updated_at,
-    }  # fmt: skip
+        "title": record.title[:500] or record.crm_deal_id,
+        "stage": record.stage[:100],
+        "is_closed": record.is_closed,
+        "amount": record.amount,
+        "close_date": record.close_date,
+        "owner_user_id": record.owner_user_id,
+        "owner_email": record.owner_email,
+        "crm_updated_at": record.updated_at,
+    }
     if record.primary_domain:
         defaults["primary_domain"] = record.primary_domain
     if record.contact_emails:
         defaults["contact_emails"] = record.contact_emails
-    deal, _ = Deal.objects.update_or_create(workspace_id=workspace_id, crm=crm, crm_deal_id=record.crm_deal_id,
-                                            defaults=defaults)  # fmt: skip
+    deal, _ = Deal.objects.update_or_create(
+        workspace_id=workspace_id, crm=crm, crm_deal_id=record.crm_deal_id, defaults=defaults
+    )
     return deal
 
 
@@ -62,8 +80,13 @@ def deals_sync_schedule(*, workspace_id: int, run_after) -> None:
     from jobs.services import enqueue
 
     with workspace_context(workspace_id):
-        enqueue("crm_sync_deals", workspace=workspace_id, payload={}, run_after=run_after,
-                dedupe_key=f"crm-sync-deals:{int(run_after.timestamp())}")  # fmt: skip
+        enqueue(
+            "crm_sync_deals",
+            workspace=workspace_id,
+            payload={},
+            run_after=run_after,
+            dedupe_key=f"crm-sync-deals:{int(run_after.timestamp())}",
+        )
 
 
 class CsvImportError(ValueError):
@@ -98,7 +121,14 @@ def _csv_record(row: dict, line: int) -> DealRecord:
     except (InvalidOperation, ValueError) as exc:
         raise CsvImportError(f"line {line}: {exc}") from exc
     emails = [e.strip().lower() for e in get("contact_emails").split(";") if e.strip()]
-    return DealRecord(crm_deal_id=get("crm_deal_id"), title=get("title"), stage=get("stage"),
-                      is_closed=get("is_closed").lower() in ("1", "true", "yes"), amount=amount, close_date=close,
-                      owner_email=get("owner_email"), primary_domain=get("primary_domain").lower(),
-                      contact_emails=emails)  # fmt: skip
+    return DealRecord(
+        crm_deal_id=get("crm_deal_id"),
+        title=get("title"),
+        stage=get("stage"),
+        is_closed=get("is_closed").lower() in ("1", "true", "yes"),
+        amount=amount,
+        close_date=close,
+        owner_email=get("owner_email"),
+        primary_domain=get("primary_domain").lower(),
+        contact_emails=emails,
+    )

@@ -34,17 +34,32 @@ def thread_writes_build(*, thread_id: int, crm: str):
     writes = []
     email = thread.primary_contact_email
     if email:
-        writes.append(PlannedWrite("upsert_contact", f"contact:{email.lower()}", _contact_payload(email, values),
-                                   thread_id=thread_id))  # fmt: skip
+        writes.append(
+            PlannedWrite(
+                "upsert_contact", f"contact:{email.lower()}", _contact_payload(email, values), thread_id=thread_id
+            )
+        )
     if deal is not None:
         properties = deal_properties(values)
         if properties:
-            writes.append(PlannedWrite("update_deal", f"deal:{deal.crm_deal_id}",
-                                       {"deal_id": deal.crm_deal_id, "properties": properties},
-                                       thread_id=thread_id, deal_id=deal.pk))  # fmt: skip
-        writes.append(PlannedWrite("create_note", f"note:deal:{deal.crm_deal_id}:thread:{thread_id}",
-                                   _note_payload(thread, deal, email, values), thread_id=thread_id,
-                                   deal_id=deal.pk))  # fmt: skip
+            writes.append(
+                PlannedWrite(
+                    "update_deal",
+                    f"deal:{deal.crm_deal_id}",
+                    {"deal_id": deal.crm_deal_id, "properties": properties},
+                    thread_id=thread_id,
+                    deal_id=deal.pk,
+                )
+            )
+        writes.append(
+            PlannedWrite(
+                "create_note",
+                f"note:deal:{deal.crm_deal_id}:thread:{thread_id}",
+                _note_payload(thread, deal, email, values),
+                thread_id=thread_id,
+                deal_id=deal.pk,
+            )
+        )
     return writes, version
 
 
@@ -104,14 +119,21 @@ def _note_payload(thread: Thread, deal: Deal, email: str, values: dict) -> dict:
             quotes = "; ".join(f"“{e.get('quote', '')}”" for e in value.evidence_json if e.get("quote"))
             lines.append(f"{key}: {_text(value.field_value_json)}" + (f" — {quotes}" if quotes else ""))
     stamp = max(v.created_at for v in values.values())  # stable across retries, unlike now()
-    return {"deal_id": deal.crm_deal_id, "contact_email": (email or "").lower(), "subject": thread.subject[:255],
-            "body": "\n".join(lines), "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")}  # fmt: skip
+    return {
+        "deal_id": deal.crm_deal_id,
+        "contact_email": (email or "").lower(),
+        "subject": thread.subject[:255],
+        "body": "\n".join(lines),
+        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
 
 
 def deal_diff(*, deal: Deal, properties: dict) -> list[dict]:
     """Each property a write would set beside the deal mirror's current value."""
-    current = {"amount": str(deal.amount) if deal.amount is not None else None,
-               "close_date": deal.close_date.isoformat() if deal.close_date else None}  # fmt: skip
+    current = {
+        "amount": str(deal.amount) if deal.amount is not None else None,
+        "close_date": deal.close_date.isoformat() if deal.close_date else None,
+    }
     return [
         {
             "field": name,
@@ -119,7 +141,7 @@ def deal_diff(*, deal: Deal, properties: dict) -> list[dict]:
             "proposed": value,
             "changed": current.get(name) != value,
             "known": name in current,
-        }  # fmt: skip
+        }
         for name, value in properties.items()
     ]
 
@@ -135,5 +157,8 @@ def writes_for(*, thread_id: int | None = None, deal_id: int | None = None, stat
 
 def write_diffs(rows: list[CrmWriteLog]) -> dict[int, list[dict]]:
     """The diff of every deal-update row shown, keyed by row id."""
-    return {r.pk: deal_diff(deal=r.deal, properties=r.payload_json.get("properties", {}))
-            for r in rows if r.action == CrmWriteLog.Action.UPDATE_DEAL and r.deal is not None}  # fmt: skip
+    return {
+        r.pk: deal_diff(deal=r.deal, properties=r.payload_json.get("properties", {}))
+        for r in rows
+        if r.action == CrmWriteLog.Action.UPDATE_DEAL and r.deal is not None
+    }

@@ -60,8 +60,7 @@ def crm_write_plan(*, workspace_id: int, crm: str, write: PlannedWrite, version:
     A row that was only ever a dry run follows the current payload and mode; any other row
     with the same key and another payload hash becomes a conflict with a review item.
     """
-    key = idempotency_key(workspace_id=workspace_id, crm=crm, action=write.action, target=write.target,
-                          version=version)  # fmt: skip
+    key = idempotency_key(workspace_id=workspace_id, crm=crm, action=write.action, target=write.target, version=version)
     digest = payload_hash(write.payload)
     status = Status.DRY_RUN if dry_run else Status.PLANNED
     row, created = CrmWriteLog.objects.select_for_update().get_or_create(
@@ -76,7 +75,7 @@ def crm_write_plan(*, workspace_id: int, crm: str, write: PlannedWrite, version:
             "status": status,
             "thread_id": write.thread_id,
             "deal_id": write.deal_id,
-        },  # fmt: skip
+        },
     )
     if created:
         return row
@@ -89,8 +88,12 @@ def crm_write_plan(*, workspace_id: int, crm: str, write: PlannedWrite, version:
 
 
 def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
-    open_items = ReviewItem.objects.filter(reason=ReviewItem.Reason.CRM_CONFLICT, status=ReviewItem.Status.OPEN,
-                                           payload_json__write_id=row.pk, payload_json__new_hash=digest)  # fmt: skip
+    open_items = ReviewItem.objects.filter(
+        reason=ReviewItem.Reason.CRM_CONFLICT,
+        status=ReviewItem.Status.OPEN,
+        payload_json__write_id=row.pk,
+        payload_json__new_hash=digest,
+    )
     if open_items.exists():  # a retried sync: one item per key and payload is enough
         return
     if row.status != Status.SENT:  # what was sent stays "sent"; anything else waits for a person
@@ -107,10 +110,11 @@ def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
             "stored_hash": row.payload_hash,
             "new_hash": digest,
             "new_payload": payload,
-        },  # fmt: skip
+        },
     )
-    audit_event_record(workspace_id=row.workspace_id, type="crm.write_conflict", thread_id=row.thread_id,
-                       data={"write_id": row.pk})  # fmt: skip
+    audit_event_record(
+        workspace_id=row.workspace_id, type="crm.write_conflict", thread_id=row.thread_id, data={"write_id": row.pk}
+    )
 
 
 def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool = True) -> CrmWriteLog:
@@ -131,11 +135,13 @@ def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool 
     try:
         result = None
         if recovering:
-            result = adapter.find_write(action=row.action, target=row.target, payload=row.payload_json,
-                                        key=row.idempotency_key)  # fmt: skip
+            result = adapter.find_write(
+                action=row.action, target=row.target, payload=row.payload_json, key=row.idempotency_key
+            )
         if result is None:
-            result = adapter.apply(action=row.action, target=row.target, payload=row.payload_json,
-                                   key=row.idempotency_key)  # fmt: skip
+            result = adapter.apply(
+                action=row.action, target=row.target, payload=row.payload_json, key=row.idempotency_key
+            )
             _crash_point("after_send")  # tests: the write reached the CRM, the ledger never hears
     except CrmClientError as exc:
         return _record(workspace_id, write_id, status=Status.FAILED, error=str(exc))
@@ -157,8 +163,12 @@ def _record(workspace_id: int, write_id: int, *, status: str, error: str = "", r
             row.sent_at = timezone.now()
         row.save()
         if status in (Status.SENT, Status.FAILED):
-            audit_event_record(workspace_id=workspace_id, type=f"crm.write_{status}", thread_id=row.thread_id,
-                               data={"write_id": row.pk, "action": row.action, "crm": row.crm})  # fmt: skip
+            audit_event_record(
+                workspace_id=workspace_id,
+                type=f"crm.write_{status}",
+                thread_id=row.thread_id,
+                data={"write_id": row.pk, "action": row.action, "crm": row.crm},
+            )
     if status == Status.FAILED:
         log.warning("crm write %s failed: %s", write_id, error[:200])
     return row
@@ -180,10 +190,16 @@ def crm_write_retry(*, workspace_id: int, write_id: int, user=None) -> CrmWriteL
         # "sending" makes the next attempt look for the write in the CRM before sending.
         row.status, row.error = Status.SENDING, ""
         row.save(update_fields=["status", "error", "updated_at"])
-        enqueue("crm_write_send", workspace=workspace_id, payload={"write_id": row.pk},
-                dedupe_key=f"crm-write:{row.pk}")  # fmt: skip
-        audit_event_record(workspace_id=workspace_id, type="crm.write_retry", actor=user, thread_id=row.thread_id,
-                           data={"write_id": row.pk})  # fmt: skip
+        enqueue(
+            "crm_write_send", workspace=workspace_id, payload={"write_id": row.pk}, dedupe_key=f"crm-write:{row.pk}"
+        )
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="crm.write_retry",
+            actor=user,
+            thread_id=row.thread_id,
+            data={"write_id": row.pk},
+        )
     return row
 
 
@@ -193,9 +209,10 @@ def crm_connection_set(*, workspace_id: int, crm: str, secret: str, instance_url
 
     with workspace_context(workspace_id):
         connection, _ = CrmConnection.objects.update_or_create(
-            workspace_id=workspace_id, crm=crm,
+            workspace_id=workspace_id,
+            crm=crm,
             defaults={"secret_encrypted": secret_encrypt(secret), "instance_url": instance_url},
-        )  # fmt: skip
+        )
         audit_event_record(workspace_id=workspace_id, type="crm.credentials_set", data={"crm": crm})
     return connection
 
@@ -218,16 +235,26 @@ def crm_sync_thread(*, workspace_id: int, thread_id: int, final: bool = True, ad
         crm = policy["crm"] if policy["crm"] != "none" else "dry_run"
         dry_run = crm == "dry_run" or policy["crm_mode"] == "dry_run"
         writes, version = thread_writes_build(thread_id=thread_id, crm=crm)
-        rows = [crm_write_plan(workspace_id=workspace_id, crm=crm, write=w, version=version, dry_run=dry_run)
-                for w in writes]  # fmt: skip
+        rows = [
+            crm_write_plan(workspace_id=workspace_id, crm=crm, write=w, version=version, dry_run=dry_run)
+            for w in writes
+        ]
         if rows:
-            audit_event_record(workspace_id=workspace_id, type="crm.thread_planned", thread_id=thread_id,
-                               data={"writes": [r.pk for r in rows], "dry_run": dry_run})  # fmt: skip
+            audit_event_record(
+                workspace_id=workspace_id,
+                type="crm.thread_planned",
+                thread_id=thread_id,
+                data={"writes": [r.pk for r in rows], "dry_run": dry_run},
+            )
     if dry_run or not rows:
         return rows
     try:
         adapter = adapter or crm_adapter_get(workspace_id=workspace_id, crm=crm)
     except (CrmClientError, CredentialsUnreadable) as exc:  # no or unreadable credentials: say so on each row
-        return [_record(workspace_id, r.pk, status=Status.FAILED, error=str(exc))
-                if r.status in (Status.PLANNED, Status.SENDING) else r for r in rows]  # fmt: skip
+        return [
+            _record(workspace_id, r.pk, status=Status.FAILED, error=str(exc))
+            if r.status in (Status.PLANNED, Status.SENDING)
+            else r
+            for r in rows
+        ]
     return [crm_write_execute(workspace_id=workspace_id, write_id=r.pk, adapter=adapter, final=final) for r in rows]

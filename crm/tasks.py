@@ -13,8 +13,9 @@ def crm_sync_thread_task(payload: dict, *, job) -> None:
     """Write a thread's approved values (enqueued by review decisions after the undo window)."""
     from crm.services import crm_sync_thread
 
-    crm_sync_thread(workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]),
-                    final=job.attempt >= job.max_attempts)  # fmt: skip
+    crm_sync_thread(
+        workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]), final=job.attempt >= job.max_attempts
+    )
 
 
 @task("crm_write_send", max_attempts=5, timeout=120, atomic=False)
@@ -27,8 +28,12 @@ def crm_write_send(payload: dict, *, job) -> None:
     with workspace_context(job.workspace_id):
         crm = CrmWriteLog.objects.values_list("crm", flat=True).get(pk=payload["write_id"])
     adapter = crm_adapter_get(workspace_id=job.workspace_id, crm=crm)
-    crm_write_execute(workspace_id=job.workspace_id, write_id=int(payload["write_id"]), adapter=adapter,
-                      final=job.attempt >= job.max_attempts)  # fmt: skip
+    crm_write_execute(
+        workspace_id=job.workspace_id,
+        write_id=int(payload["write_id"]),
+        adapter=adapter,
+        final=job.attempt >= job.max_attempts,
+    )
 
 
 @task("crm_sync_deals", max_attempts=3, timeout=900, atomic=False)
@@ -40,5 +45,7 @@ def crm_sync_deals(payload: dict, *, job) -> None:
         deals_sync(workspace_id=job.workspace_id)
     finally:
         if payload.get("repeat", True):
-            deals_sync_schedule(workspace_id=job.workspace_id,
-                                run_after=timezone.now() + timedelta(seconds=settings.CRM_DEALS_SYNC_SECONDS))  # fmt: skip
+            deals_sync_schedule(
+                workspace_id=job.workspace_id,
+                run_after=timezone.now() + timedelta(seconds=settings.CRM_DEALS_SYNC_SECONDS),
+            )

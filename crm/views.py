@@ -23,11 +23,20 @@ def _page(request, *, title, rows, status, thread=None, deal=None):
     diffs = selectors.write_diffs(rows)
     for row in rows:
         row.diff = diffs.get(row.pk)
-    return render(request, "crm/writes.html", {
-        "title": title, "rows": rows, "status": status, "thread": thread,
-        "deal": deal, "statuses": CrmWriteLog.Status.choices, "policy": policy,
-        "can_retry": request.membership.can_decide,
-    })  # fmt: skip
+    return render(
+        request,
+        "crm/writes.html",
+        {
+            "title": title,
+            "rows": rows,
+            "status": status,
+            "thread": thread,
+            "deal": deal,
+            "statuses": CrmWriteLog.Status.choices,
+            "policy": policy,
+            "can_retry": request.membership.can_decide,
+        },
+    )
 
 
 def _status(request) -> str:
@@ -63,5 +72,8 @@ def retry(request, pk: int):
     back = request.POST.get("next", "")
     if back.startswith(f"/w/{request.workspace.slug}/crm/"):
         return redirect(back)
-    return redirect("crm:thread", workspace_slug=request.workspace.slug, pk=row.thread_id) if row.thread_id else \
-        redirect("crm:deal", workspace_slug=request.workspace.slug, pk=row.deal_id)  # fmt: skip
+    return (
+        redirect("crm:thread", workspace_slug=request.workspace.slug, pk=row.thread_id)
+        if row.thread_id
+        else redirect("crm:deal", workspace_slug=request.workspace.slug, pk=row.deal_id)
+    )

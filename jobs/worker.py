@@ -136,8 +136,13 @@ class Worker:
         heartbeat = _Heartbeat(self)
         heartbeat.start()
         self._listener = self._open_listener() if self.listen and not self.batch else None
-        log.info("worker %s started: tasks=%s prefetch=%s lease=%ss", self.worker_id, ",".join(self.tasks),
-                 self.prefetch, self.lease_seconds)  # fmt: skip
+        log.info(
+            "worker %s started: tasks=%s prefetch=%s lease=%ss",
+            self.worker_id,
+            ",".join(self.tasks),
+            self.prefetch,
+            self.lease_seconds,
+        )
         if not self.tasks:
             log.warning("worker %s: no task is registered, nothing will be claimed", self.worker_id)
         try:
@@ -447,8 +452,12 @@ class Worker:
     def _on_stop_signal(self, signum, frame):
         if self.stopping:
             raise WorkerExit
-        log.info("worker %s: %s, finishing the current job (at most %ss)", self.worker_id,
-                 signal.Signals(signum).name, self.shutdown_timeout)  # fmt: skip
+        log.info(
+            "worker %s: %s, finishing the current job (at most %ss)",
+            self.worker_id,
+            signal.Signals(signum).name,
+            self.shutdown_timeout,
+        )
         self.request_stop()
 
     def _on_alarm(self, signum, frame):
@@ -507,8 +516,15 @@ def _set_configs(values: dict[str, str]) -> None:
 
 def _claimed(row) -> ClaimedJob:
     job_id, workspace_id, task, payload, attempt, max_attempts, priority = row
-    return ClaimedJob(job_id, workspace_id, task, json.loads(payload) if isinstance(payload, str) else payload,
-                      attempt, max_attempts, priority)  # fmt: skip
+    return ClaimedJob(
+        job_id,
+        workspace_id,
+        task,
+        json.loads(payload) if isinstance(payload, str) else payload,
+        attempt,
+        max_attempts,
+        priority,
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,8 +16,15 @@ from django.utils.dateparse import parse_datetime
 
 from crm.adapters.base import CrmAdapter, DealRecord, Http, keys_add, keys_has
 
-DEAL_PROPERTIES = ["dealname", "dealstage", "amount", "closedate", "hubspot_owner_id", "hs_lastmodifieddate",
-                   "hs_is_closed"]  # fmt: skip
+DEAL_PROPERTIES = [
+    "dealname",
+    "dealstage",
+    "amount",
+    "closedate",
+    "hubspot_owner_id",
+    "hs_lastmodifieddate",
+    "hs_is_closed",
+]
 # Our neutral deal properties → HubSpot's internal names.
 DEAL_FIELDS = {"amount": "amount", "close_date": "closedate", "next_step": "hs_next_step", "description": "description"}
 CONTACT_FIELDS = {"first_name": "firstname", "last_name": "lastname", "company": "company", "job_title": "jobtitle"}
@@ -31,8 +38,9 @@ class HubSpotAdapter(CrmAdapter):
 
     def __init__(self, *, token: str, base_url: str | None = None, sleep=None):
         kwargs = {"sleep": sleep} if sleep else {}
-        self.http = Http(base_url=base_url or settings.HUBSPOT_BASE_URL,
-                         headers={"Authorization": f"Bearer {token}"}, **kwargs)  # fmt: skip
+        self.http = Http(
+            base_url=base_url or settings.HUBSPOT_BASE_URL, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
 
     # --- deals -------------------------------------------------------------------------------
 
@@ -59,7 +67,7 @@ class HubSpotAdapter(CrmAdapter):
                                 }
                             ]
                         }
-                    ],  # fmt: skip
+                    ],
                     "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
                     "properties": DEAL_PROPERTIES,
                     "limit": PAGE_SIZE,
@@ -124,13 +132,18 @@ class HubSpotAdapter(CrmAdapter):
         existing = self._keys_record("upsert_contact", payload)
         properties[KEYS_PROPERTY] = keys_add(existing["properties"].get(KEYS_PROPERTY) if existing else "", key)
         if existing:
-            self.http.request("PATCH", f"/crm/v3/objects/contacts/{existing['id']}", idempotent=True,
-                              json={"properties": properties})  # fmt: skip
+            self.http.request(
+                "PATCH", f"/crm/v3/objects/contacts/{existing['id']}", idempotent=True, json={"properties": properties}
+            )
             return {"id": existing["id"], "created": False}
         # A create is not idempotent by itself; HubSpot answers 409 for an email it has, and
         # the ledger's find_write looks the contact up by email before any second attempt.
-        result = self.http.request("POST", "/crm/v3/objects/contacts", idempotent=False,
-                                   json={"properties": {"email": payload["email"], **properties}})  # fmt: skip
+        result = self.http.request(
+            "POST",
+            "/crm/v3/objects/contacts",
+            idempotent=False,
+            json={"properties": {"email": payload["email"], **properties}},
+        )
         return {"id": result["id"], "created": True}
 
     def _note_find(self, key: str) -> dict | None:
@@ -146,14 +159,17 @@ class HubSpotAdapter(CrmAdapter):
     def _contact_id(self, email: str | None) -> str | None:
         if not email:
             return None
-        found = self.http.request("GET", f"/crm/v3/objects/contacts/{email}", idempotent=True, ok_missing=True,
-                                  params={"idProperty": "email"})  # fmt: skip
+        found = self.http.request(
+            "GET", f"/crm/v3/objects/contacts/{email}", idempotent=True, ok_missing=True, params={"idProperty": "email"}
+        )
         return found["id"] if found else None
 
 
 def _association(object_id: str, type_id: int) -> dict:
-    return {"to": {"id": str(object_id)},
-            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}  # fmt: skip
+    return {
+        "to": {"id": str(object_id)},
+        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+    }
 
 
 def _deal(obj: dict) -> DealRecord:

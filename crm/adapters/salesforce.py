@@ -20,8 +20,9 @@ from crm.adapters.hubspot import _decimal
 KEY_FIELD, KEYS_FIELD = "Threadline_Key__c", "Threadline_Write_Keys__c"
 DEAL_FIELDS = {"amount": "Amount", "close_date": "CloseDate", "next_step": "NextStep", "description": "Description"}
 CONTACT_FIELDS = {"first_name": "FirstName", "last_name": "LastName", "job_title": "Title"}
-OPPORTUNITY_SOQL = ("SELECT Id, Name, StageName, IsClosed, Amount, CloseDate, OwnerId, Owner.Email, "
-                    "LastModifiedDate FROM Opportunity")  # fmt: skip
+OPPORTUNITY_SOQL = (
+    "SELECT Id, Name, StageName, IsClosed, Amount, CloseDate, OwnerId, Owner.Email, LastModifiedDate FROM Opportunity"
+)
 
 
 class SalesforceAdapter(CrmAdapter):
@@ -38,8 +39,9 @@ class SalesforceAdapter(CrmAdapter):
         soql = OPPORTUNITY_SOQL
         if since is not None:
             soql += f" WHERE LastModifiedDate >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-        body = self.http.request("GET", f"{self.prefix}/query", idempotent=True,
-                                 params={"q": soql + " ORDER BY LastModifiedDate"})  # fmt: skip
+        body = self.http.request(
+            "GET", f"{self.prefix}/query", idempotent=True, params={"q": soql + " ORDER BY LastModifiedDate"}
+        )
         while True:
             yield [_deal(record) for record in body.get("records", [])]
             if body.get("done", True) or not body.get("nextRecordsUrl"):
@@ -66,18 +68,28 @@ class SalesforceAdapter(CrmAdapter):
     def _update_deal(self, payload: dict, key: str) -> dict:
         fields = {DEAL_FIELDS[k]: v for k, v in payload["properties"].items() if k in DEAL_FIELDS}
         stored = (self._opportunity_keys(payload["deal_id"]) or {}).get(KEYS_FIELD)
-        self.http.request("PATCH", f"{self.prefix}/sobjects/Opportunity/{payload['deal_id']}", idempotent=True,
-                          json={**fields, KEYS_FIELD: keys_add(stored, key)})  # fmt: skip
+        self.http.request(
+            "PATCH",
+            f"{self.prefix}/sobjects/Opportunity/{payload['deal_id']}",
+            idempotent=True,
+            json={**fields, KEYS_FIELD: keys_add(stored, key)},
+        )
         return {"id": payload["deal_id"]}
 
     def _create_note(self, payload: dict, key: str) -> dict:
         contact = self._contact(payload.get("contact_email")) if payload.get("contact_email") else None
-        task = {"Subject": payload["subject"][:255], "Description": payload["body"], "Status": "Completed",
-                "WhatId": payload["deal_id"], "ActivityDate": payload["timestamp"][:10]}  # fmt: skip
+        task = {
+            "Subject": payload["subject"][:255],
+            "Description": payload["body"],
+            "Status": "Completed",
+            "WhatId": payload["deal_id"],
+            "ActivityDate": payload["timestamp"][:10],
+        }
         if contact:
             task["WhoId"] = contact["Id"]
-        result = self.http.request("PATCH", f"{self.prefix}/sobjects/Task/{KEY_FIELD}/{key}", idempotent=True,
-                                   json=task)  # fmt: skip
+        result = self.http.request(
+            "PATCH", f"{self.prefix}/sobjects/Task/{KEY_FIELD}/{key}", idempotent=True, json=task
+        )
         return {"id": result.get("id"), "created": result.get("created", False), "contact_id": task.get("WhoId")}
 
     def _upsert_contact(self, payload: dict, key: str) -> dict:
@@ -85,17 +97,22 @@ class SalesforceAdapter(CrmAdapter):
         existing = self._contact(payload["email"])
         fields[KEYS_FIELD] = keys_add(existing.get(KEYS_FIELD) if existing else "", key)
         if existing:
-            self.http.request("PATCH", f"{self.prefix}/sobjects/Contact/{existing['Id']}", idempotent=True,
-                              json=fields)  # fmt: skip
+            self.http.request("PATCH", f"{self.prefix}/sobjects/Contact/{existing['Id']}", idempotent=True, json=fields)
             return {"id": existing["Id"], "created": False}
         fields.setdefault("LastName", payload["email"].split("@")[0])  # required by Salesforce
-        result = self.http.request("POST", f"{self.prefix}/sobjects/Contact", idempotent=False,
-                                   json={"Email": payload["email"], **fields})  # fmt: skip
+        result = self.http.request(
+            "POST", f"{self.prefix}/sobjects/Contact", idempotent=False, json={"Email": payload["email"], **fields}
+        )
         return {"id": result["id"], "created": True}
 
     def _opportunity_keys(self, deal_id: str) -> dict | None:
-        return self.http.request("GET", f"{self.prefix}/sobjects/Opportunity/{deal_id}", idempotent=True,
-                                 ok_missing=True, params={"fields": KEYS_FIELD})  # fmt: skip
+        return self.http.request(
+            "GET",
+            f"{self.prefix}/sobjects/Opportunity/{deal_id}",
+            idempotent=True,
+            ok_missing=True,
+            params={"fields": KEYS_FIELD},
+        )
 
     def _contact(self, email: str) -> dict | None:
         quoted = email.replace("\\", "\\\\").replace("'", "\\'")

@@ -42,12 +42,15 @@ def connect(ws, crm="hubspot", instance_url=""):
 def thread_with_values(ws, *, crm="hubspot", deal_id="9001", statuses=("verified", "accepted", "accepted")):
     """A thread linked to a deal, with budget, timeline and next step in the given statuses."""
     with workspace_context(ws):
-        link = ThreadLinkFactory(workspace=ws, deal=DealFactory(workspace=ws, crm=crm, crm_deal_id=deal_id,
-                                                                 amount=25000))  # fmt: skip
+        link = ThreadLinkFactory(
+            workspace=ws, deal=DealFactory(workspace=ws, crm=crm, crm_deal_id=deal_id, amount=25000)
+        )
         thread = link.thread
-        specs = [("budget", {"amount": 40000, "currency": "USD"}, "Our budget is $40,000"),
-                 ("timeline", "2026-12-31", "go live by end of December"),
-                 ("next_step", "Send the security questionnaire", "send over your security questionnaire")]  # fmt: skip
+        specs = [
+            ("budget", {"amount": 40000, "currency": "USD"}, "Our budget is $40,000"),
+            ("timeline", "2026-12-31", "go live by end of December"),
+            ("next_step", "Send the security questionnaire", "send over your security questionnaire"),
+        ]
         values = [
             FieldValueFactory(
                 workspace=ws,
@@ -56,7 +59,7 @@ def thread_with_values(ws, *, crm="hubspot", deal_id="9001", statuses=("verified
                 field_value_json=value,
                 status=status,
                 evidence_json=[{"message_id": 1, "start": 0, "end": len(q), "quote": q}],
-            )  # fmt: skip
+            )
             for (key, value, q), status in zip(specs, statuses, strict=True)
         ]
     return thread, link.deal, values

@@ -47,8 +47,14 @@ class FakeCrm:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                request = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body,
-                           "auth": self.headers.get("Authorization"), "at": time.monotonic()}  # fmt: skip
+                request = {
+                    "method": self.command,
+                    "path": url.path,
+                    "query": parse_qs(url.query),
+                    "body": body,
+                    "auth": self.headers.get("Authorization"),
+                    "at": time.monotonic(),
+                }
                 if server.on_request is not None:
                     server.on_request(request)
                 with server.lock:
@@ -122,15 +128,31 @@ class FakeHubSpot(FakeCrm):
         self.contacts: dict[str, dict] = {}
 
     def add_deal(self, deal_id: str, **properties) -> dict:
-        props = {"dealname": f"Deal {deal_id}", "dealstage": "appointmentscheduled", "hs_lastmodifieddate": _now(),
-                 **properties}  # fmt: skip
-        self.deals[deal_id] = {"id": deal_id, "properties": props, "createdAt": _now(), "updatedAt": _now(),
-                               "archived": False}  # fmt: skip
+        props = {
+            "dealname": f"Deal {deal_id}",
+            "dealstage": "appointmentscheduled",
+            "hs_lastmodifieddate": _now(),
+            **properties,
+        }
+        self.deals[deal_id] = {
+            "id": deal_id,
+            "properties": props,
+            "createdAt": _now(),
+            "updatedAt": _now(),
+            "archived": False,
+        }
         return self.deals[deal_id]
 
     def unauthorized(self):
-        return 401, {"status": "error", "message": "Authentication credentials not found.",
-                     "category": "INVALID_AUTHENTICATION"}, None  # fmt: skip
+        return (
+            401,
+            {
+                "status": "error",
+                "message": "Authentication credentials not found.",
+                "category": "INVALID_AUTHENTICATION",
+            },
+            None,
+        )
 
     def route(self, r):
         m, p, body = r["method"], r["path"], r["body"]
@@ -139,8 +161,13 @@ class FakeHubSpot(FakeCrm):
         if p == "/crm/v3/objects/deals/search" and m == "POST":
             since = int(body["filterGroups"][0]["filters"][0]["value"]) / 1000 if body.get("filterGroups") else 0
             hits = [d for d in self.deals.values() if _ts(d["properties"]["hs_lastmodifieddate"]) >= since]
-            return self._page(sorted(hits, key=lambda d: d["properties"]["hs_lastmodifieddate"]), r,
-                              int(body.get("limit", 100)), after=body.get("after"), total=True)  # fmt: skip
+            return self._page(
+                sorted(hits, key=lambda d: d["properties"]["hs_lastmodifieddate"]),
+                r,
+                int(body.get("limit", 100)),
+                after=body.get("after"),
+                total=True,
+            )
         if match := re.fullmatch(r"/crm/v3/objects/deals/(\w+)", p):
             deal = self.deals.get(match[1])
             if deal is None:
@@ -159,8 +186,14 @@ class FakeHubSpot(FakeCrm):
                     None,
                 )
             self._count(props.get("threadline_idempotency_key"))
-            note = {"id": self.new_id(), "properties": props, "associations": body.get("associations", []),
-                    "createdAt": _now(), "updatedAt": _now(), "archived": False}  # fmt: skip
+            note = {
+                "id": self.new_id(),
+                "properties": props,
+                "associations": body.get("associations", []),
+                "createdAt": _now(),
+                "updatedAt": _now(),
+                "archived": False,
+            }
             self.notes[note["id"]] = note
             return 201, {k: v for k, v in note.items() if k != "associations"}, None
         if p == "/crm/v3/objects/notes/search" and m == "POST":
@@ -172,15 +205,23 @@ class FakeHubSpot(FakeCrm):
             if props["email"] in self.contacts:
                 return 409, {"status": "error", "message": "Contact already exists.", "category": "CONFLICT"}, None
             self._count_keys(props.get("threadline_write_keys"))
-            contact = {"id": self.new_id(), "properties": props, "createdAt": _now(), "updatedAt": _now(),
-                       "archived": False}  # fmt: skip
+            contact = {
+                "id": self.new_id(),
+                "properties": props,
+                "createdAt": _now(),
+                "updatedAt": _now(),
+                "archived": False,
+            }
             self.contacts[props["email"]] = contact
             return 201, contact, None
         if match := re.fullmatch(r"/crm/v3/objects/contacts/([^/]+)", p):
             ident = unquote(match[1])
             by_email = r["query"].get("idProperty") == ["email"]
-            contact = self.contacts.get(ident) if by_email else next(
-                (c for c in self.contacts.values() if c["id"] == ident), None)  # fmt: skip
+            contact = (
+                self.contacts.get(ident)
+                if by_email
+                else next((c for c in self.contacts.values() if c["id"] == ident), None)
+            )
             if contact is None:
                 return 404, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}, None
             if m == "PATCH":
@@ -213,11 +254,19 @@ class FakeSalesforce(FakeCrm):
         self.cursors: dict[str, list] = {}
 
     def add_opportunity(self, opp_id: str, **fields) -> dict:
-        record = {"attributes": {"type": "Opportunity", "url": f"{self.prefix}/sobjects/Opportunity/{opp_id}"},
-                  "Id": opp_id, "Name": f"Opportunity {opp_id}", "StageName": "Prospecting", "IsClosed": False,
-                  "Amount": None, "CloseDate": None, "OwnerId": "005000000000001",
-                  "Owner": {"attributes": {"type": "User"}, "Email": "owner@seller.example"},
-                  "LastModifiedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"), **fields}  # fmt: skip
+        record = {
+            "attributes": {"type": "Opportunity", "url": f"{self.prefix}/sobjects/Opportunity/{opp_id}"},
+            "Id": opp_id,
+            "Name": f"Opportunity {opp_id}",
+            "StageName": "Prospecting",
+            "IsClosed": False,
+            "Amount": None,
+            "CloseDate": None,
+            "OwnerId": "005000000000001",
+            "Owner": {"attributes": {"type": "User"}, "Email": "owner@seller.example"},
+            "LastModifiedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            **fields,
+        }
         self.opportunities[opp_id] = record
         return record
 
@@ -239,8 +288,16 @@ class FakeSalesforce(FakeCrm):
                     k for k in body if k not in opp and not k.endswith("__c") and k not in ("NextStep", "Description")
                 ]
                 if unknown:
-                    return 400, [{"message": f"No such column '{unknown[0]}' on sobject of type Opportunity",
-                                  "errorCode": "INVALID_FIELD"}], None  # fmt: skip
+                    return (
+                        400,
+                        [
+                            {
+                                "message": f"No such column '{unknown[0]}' on sobject of type Opportunity",
+                                "errorCode": "INVALID_FIELD",
+                            }
+                        ],
+                        None,
+                    )
                 self._count_keys(body.get("Threadline_Write_Keys__c"))
                 opp.update(body)
                 return 204, None, None
@@ -255,8 +312,17 @@ class FakeSalesforce(FakeCrm):
             return 201, {"id": self.tasks[key]["Id"], "success": True, "errors": [], "created": True}, None
         if p == f"{self.prefix}/sobjects/Contact" and m == "POST":
             if "LastName" not in body:
-                return 400, [{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING",
-                              "fields": ["LastName"]}], None  # fmt: skip
+                return (
+                    400,
+                    [
+                        {
+                            "message": "Required fields are missing: [LastName]",
+                            "errorCode": "REQUIRED_FIELD_MISSING",
+                            "fields": ["LastName"],
+                        }
+                    ],
+                    None,
+                )
             self._count_keys(body.get("Threadline_Write_Keys__c"))
             contact = {"attributes": {"type": "Contact"}, "Id": "003" + self.new_id(), **body}
             self.contacts[contact["Id"]] = contact

@@ -44,16 +44,22 @@ def test_salesforce_error_lists_become_the_message(name):
     with Replay({"/services/data/v62.0/sobjects/Opportunity/006X": (400, name)}) as server:
         adapter = SalesforceAdapter(token=TOKEN, instance_url=server.base_url)
         with pytest.raises(CrmClientError) as error:
-            adapter.apply(action="update_deal", target="deal:006X", key="k",
-                          payload={"deal_id": "006X", "properties": {"amount": "1.00"}})  # fmt: skip
+            adapter.apply(
+                action="update_deal",
+                target="deal:006X",
+                key="k",
+                payload={"deal_id": "006X", "properties": {"amount": "1.00"}},
+            )
     assert str(error.value) == f"HTTP 400: {expected}"
 
 
 def test_salesforce_paged_query_follows_next_records_url(monkeypatch):
     first = json.loads((SF / "query_paginated_first_page_response.json").read_text())
     monkeypatch.setattr("crm.adapters.salesforce._deal", lambda record: record["Text_Label"])
-    routes = {"/services/data/v62.0/query": (200, "query_paginated_first_page_response.json"),
-              first["nextRecordsUrl"]: (200, "query_paginated_last_page_response.json")}  # fmt: skip
+    routes = {
+        "/services/data/v62.0/query": (200, "query_paginated_first_page_response.json"),
+        first["nextRecordsUrl"]: (200, "query_paginated_last_page_response.json"),
+    }
     with Replay(routes) as server:
         pages = list(SalesforceAdapter(token=TOKEN, instance_url=server.base_url).list_deals())
     assert pages == [["First Page"], ["Last Page"]]
@@ -65,9 +71,18 @@ def test_salesforce_upsert_answers_old_and_new(tmp_path):
     for status, name, created in ((201, "upsert_created_success_response.json", False), (204, None, False)):
         with Replay({"/services/data/v62.0/sobjects/Task/Threadline_Key__c/k1": (status, name)}) as server:
             adapter = SalesforceAdapter(token=TOKEN, instance_url=server.base_url)
-            result = adapter.apply(action="create_note", target="note", key="k1", payload={
-                "deal_id": "006X", "contact_email": "", "subject": "s", "body": "b",
-                "timestamp": "2026-01-01T00:00:00.000Z"})  # fmt: skip
+            result = adapter.apply(
+                action="create_note",
+                target="note",
+                key="k1",
+                payload={
+                    "deal_id": "006X",
+                    "contact_email": "",
+                    "subject": "s",
+                    "body": "b",
+                    "timestamp": "2026-01-01T00:00:00.000Z",
+                },
+            )
         assert result["created"] is created and result["id"] == ("foo" if name else None)
 
 

@@ -33,11 +33,21 @@ TIME_LIMIT = float(os.environ.get("CRM_CRASH_SECONDS", "240"))
 
 
 def _sync_process(ws, thread, base_url, crash: str) -> int:
-    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
-           "THREADLINE_CRM_CRASH": crash, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_NAME": connection.settings_dict["NAME"],
+        "HUBSPOT_BASE_URL": base_url,
+        "THREADLINE_CRM_CRASH": crash,
+        "LOG_LEVEL": "WARNING",
+    }
     code = f"from crm.services import crm_sync_thread; crm_sync_thread(workspace_id={ws.pk}, thread_id={thread.pk})"
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=settings.BASE_DIR, env=env,
-                          capture_output=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
     return done.returncode
 
@@ -85,10 +95,27 @@ def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
 
 
 def _worker_process(base_url) -> int:
-    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "HUBSPOT_BASE_URL": base_url,
-           "THREADLINE_CRM_CRASH": "after_send", "LOG_LEVEL": "WARNING"}  # fmt: skip
-    command = [sys.executable, "manage.py", "runworker", "--batch", "--max-jobs", "1", "--tasks", "crm_sync_thread",
-               "--lease-seconds", "1", "--prefetch", "1"]  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_NAME": connection.settings_dict["NAME"],
+        "HUBSPOT_BASE_URL": base_url,
+        "THREADLINE_CRM_CRASH": "after_send",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable,
+        "manage.py",
+        "runworker",
+        "--batch",
+        "--max-jobs",
+        "1",
+        "--tasks",
+        "crm_sync_thread",
+        "--lease-seconds",
+        "1",
+        "--prefetch",
+        "1",
+    ]
     done = subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, timeout=60)
     assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
     return done.returncode

@@ -18,8 +18,12 @@ def _approve(ws, value):
     rita = UserFactory(username="rita")
     membership_add(workspace=ws, user=rita, role="reviewer")
     with workspace_context(ws):
-        item = ReviewItemFactory(workspace=ws, thread=value.thread, field_value=value,
-                                 payload_json={"field": value.field_key, "proposed_value": value.field_value_json})  # fmt: skip
+        item = ReviewItemFactory(
+            workspace=ws,
+            thread=value.thread,
+            field_value=value,
+            payload_json={"field": value.field_key, "proposed_value": value.field_value_json},
+        )
         review_item_resolve(item_id=item.pk, reviewer=rita, decision="approve", version=0)
 
 
@@ -38,7 +42,10 @@ def test_an_approval_is_written_once_after_the_undo_window(workspace, hubspot):
         rows = list(CrmWriteLog.objects.filter(thread=thread).order_by("pk"))
         assert FieldValue.objects.get(pk=values[0].pk).status == "verified"
     assert [(r.action, r.status) for r in rows] == [
-        ("upsert_contact", "sent"), ("update_deal", "sent"), ("create_note", "sent")]  # fmt: skip
+        ("upsert_contact", "sent"),
+        ("update_deal", "sent"),
+        ("create_note", "sent"),
+    ]
     assert hubspot.deals["9001"]["properties"]["amount"] == "40000.00"
     with db.queue_role():
         assert Job.objects.get(task="crm_sync_thread").status == "succeeded"

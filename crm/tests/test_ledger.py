@@ -26,16 +26,24 @@ def test_dry_run_is_the_default_and_sends_nothing(workspace, hubspot):
     thread, deal, _ = thread_with_values(workspace)
     rows = crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     assert {r.action: (r.crm, r.status) for r in rows} == {
-        "upsert_contact": ("dry_run", "dry_run"), "update_deal": ("dry_run", "dry_run"),
-        "create_note": ("dry_run", "dry_run")}  # fmt: skip
+        "upsert_contact": ("dry_run", "dry_run"),
+        "update_deal": ("dry_run", "dry_run"),
+        "create_note": ("dry_run", "dry_run"),
+    }
     assert hubspot.requests == []
     policy_set(workspace, crm="hubspot")  # a CRM chosen, still in dry-run mode
     connect(workspace)
     rows = crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     assert {r.status for r in rows} == {"dry_run"} and hubspot.requests == []
     update = _rows(workspace, thread)["update_deal"]
-    assert update.payload_json == {"deal_id": "9001", "properties": {
-        "amount": "40000.00", "close_date": "2026-12-31", "next_step": "Send the security questionnaire"}}  # fmt: skip
+    assert update.payload_json == {
+        "deal_id": "9001",
+        "properties": {
+            "amount": "40000.00",
+            "close_date": "2026-12-31",
+            "next_step": "Send the security questionnaire",
+        },
+    }
 
 
 def test_only_accepted_or_verified_values_are_written(workspace):
@@ -54,14 +62,19 @@ def test_sync_writes_each_action_once_with_the_v3_shapes(workspace, hubspot):
     thread, _, _ = thread_with_values(workspace)
     rows = crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     assert [(r.action, r.status, r.attempts) for r in rows] == [
-        ("upsert_contact", "sent", 1), ("update_deal", "sent", 1), ("create_note", "sent", 1)]  # fmt: skip
+        ("upsert_contact", "sent", 1),
+        ("update_deal", "sent", 1),
+        ("create_note", "sent", 1),
+    ]
     assert all(r.auth == f"Bearer {TOKEN}" for r in map(lambda q: type("R", (), q), hubspot.requests))
     assert hubspot.deals["9001"]["properties"]["amount"] == "40000.00"
     assert hubspot.deals["9001"]["properties"]["closedate"] == "2026-12-31"
     [note] = hubspot.notes.values()
     contact_id = hubspot.contacts[thread.primary_contact_email]["id"]
     assert {(a["to"]["id"], a["types"][0]["associationTypeId"]) for a in note["associations"]} == {
-        ("9001", 214), (contact_id, 202)}  # fmt: skip
+        ("9001", 214),
+        (contact_id, 202),
+    }
     assert "“Our budget is $40,000”" in note["properties"]["hs_note_body"]
     assert set(hubspot.writes.values()) == {1} and len(hubspot.writes) == 3
     # Running again (a retried job) sends nothing and returns the stored outcome.
@@ -94,8 +107,9 @@ def test_same_key_with_another_payload_is_a_conflict_and_a_review_item(workspace
         from crm.services import crm_write_plan
 
         writes, version = thread_writes_build(thread_id=thread.pk, crm="hubspot")
-        planned = crm_write_plan(workspace_id=workspace.pk, crm="hubspot", write=writes[1], version=version,
-                                 dry_run=False)  # fmt: skip
+        planned = crm_write_plan(
+            workspace_id=workspace.pk, crm="hubspot", write=writes[1], version=version, dry_run=False
+        )
         thread.subject = "Renamed"  # the note's payload changes, not its values
         thread.save()
     rows = {r.action: r for r in crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)}
@@ -103,8 +117,12 @@ def test_same_key_with_another_payload_is_a_conflict_and_a_review_item(workspace
     with workspace_context(workspace):
         from crm.services import PlannedWrite
 
-        changed = PlannedWrite(writes[1].action, writes[1].target, {**writes[1].payload, "properties": {"amount": "1.00"}},
-                               thread_id=thread.pk)  # fmt: skip
+        changed = PlannedWrite(
+            writes[1].action,
+            writes[1].target,
+            {**writes[1].payload, "properties": {"amount": "1.00"}},
+            thread_id=thread.pk,
+        )
         row = crm_write_plan(workspace_id=workspace.pk, crm="hubspot", write=changed, version=version, dry_run=False)
         assert row.status == S.SENT  # what was sent stays sent
         item = ReviewItem.objects.get(reason=ReviewItem.Reason.CRM_CONFLICT)
@@ -135,9 +153,13 @@ def test_429_is_retried_after_retry_after(workspace, hubspot, fast_retries):
     connect(workspace)
     hubspot.add_deal("9001")
     thread, _, _ = thread_with_values(workspace)
-    hubspot.fail_next("PATCH", r"/crm/v3/objects/deals/\d+", 429,
-                      {"status": "error", "message": "You have reached your secondly limit.", "category": "RATE_LIMITS"},
-                      {"Retry-After": "1"})  # fmt: skip
+    hubspot.fail_next(
+        "PATCH",
+        r"/crm/v3/objects/deals/\d+",
+        429,
+        {"status": "error", "message": "You have reached your secondly limit.", "category": "RATE_LIMITS"},
+        {"Retry-After": "1"},
+    )
     started = time.monotonic()
     rows = {r.action: r for r in crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)}
     patches = [r["at"] for r in hubspot.requests if r["method"] == "PATCH" and "/deals/" in r["path"]]
@@ -152,9 +174,12 @@ def test_a_4xx_is_a_clear_error_on_the_row_not_a_retry_loop(workspace, hubspot):
     connect(workspace)
     hubspot.add_deal("9001")
     thread, _, _ = thread_with_values(workspace)
-    hubspot.fail_next("PATCH", r"/crm/v3/objects/deals/\d+", 400,
-                      {"status": "error", "message": "Property values were not valid: amount",
-                       "category": "VALIDATION_ERROR"})  # fmt: skip
+    hubspot.fail_next(
+        "PATCH",
+        r"/crm/v3/objects/deals/\d+",
+        400,
+        {"status": "error", "message": "Property values were not valid: amount", "category": "VALIDATION_ERROR"},
+    )
     rows = {r.action: r for r in crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)}
     assert rows["update_deal"].status == "failed"
     assert rows["update_deal"].error == "HTTP 400: Property values were not valid: amount"

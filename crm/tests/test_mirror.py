@@ -27,16 +27,26 @@ def test_sync_deals_pages_then_fetches_only_what_changed(workspace, hubspot, mon
     connect(workspace)
     for n in range(5):
         old = (datetime.now(UTC) - timedelta(days=2, minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        hubspot.add_deal(str(7000 + n), amount=str(1000 * n), closedate="2027-03-01T00:00:00.000Z",
-                         hubspot_owner_id="12345", hs_lastmodifieddate=old)  # fmt: skip
+        hubspot.add_deal(
+            str(7000 + n),
+            amount=str(1000 * n),
+            closedate="2027-03-01T00:00:00.000Z",
+            hubspot_owner_id="12345",
+            hs_lastmodifieddate=old,
+        )
     out = io.StringIO()
     call_command("sync_deals", workspace=workspace.slug, stdout=out)
     assert out.getvalue().strip() == "hubspot: 5 deals in 3 pages"
     deal = _deals(workspace)["7003"]
     assert (deal.title, deal.amount, deal.close_date.isoformat(), deal.owner_user_id) == (
-        "Deal 7003", 3000, "2027-03-01", "12345")  # fmt: skip
-    hubspot.deals["7001"]["properties"].update(dealstage="closedwon", hs_is_closed="true",
-                                               hs_lastmodifieddate=datetime.now(UTC).isoformat())  # fmt: skip
+        "Deal 7003",
+        3000,
+        "2027-03-01",
+        "12345",
+    )
+    hubspot.deals["7001"]["properties"].update(
+        dealstage="closedwon", hs_is_closed="true", hs_lastmodifieddate=datetime.now(UTC).isoformat()
+    )
     out = io.StringIO()
     call_command("sync_deals", workspace=workspace.slug, stdout=out)
     # Only what changed since the newest mirrored deal (GTE: that boundary deal comes again).
@@ -71,13 +81,19 @@ def test_the_periodic_task_syncs_and_queues_its_next_run(workspace, hubspot):
 
 
 def test_csv_import_all_or_nothing(workspace):
-    good = ("crm_deal_id,title,stage,primary_domain,owner_email,amount,close_date,contact_emails\n"
-            "D-1,Acme rollout,negotiation,Acme.example,kim@seller.example,\"12,500\",2027-02-01,a@acme.example; b@acme.example\n"
-            "D-2,Globex pilot,,,,,,\n")  # fmt: skip
+    good = (
+        "crm_deal_id,title,stage,primary_domain,owner_email,amount,close_date,contact_emails\n"
+        'D-1,Acme rollout,negotiation,Acme.example,kim@seller.example,"12,500",2027-02-01,a@acme.example; b@acme.example\n'
+        "D-2,Globex pilot,,,,,,\n"
+    )
     assert deals_import_csv(workspace_id=workspace.pk, stream=io.StringIO(good)) == {"deals": 2}
     deal = _deals(workspace)["D-1"]
     assert (deal.crm, deal.amount, deal.primary_domain, deal.contact_emails) == (
-        "csv", 12500, "acme.example", ["a@acme.example", "b@acme.example"])  # fmt: skip
+        "csv",
+        12500,
+        "acme.example",
+        ["a@acme.example", "b@acme.example"],
+    )
     bad = "crm_deal_id,title,amount\nD-3,Initech,12\nD-4,Umbrella,lots\n"
     with pytest.raises(CsvImportError, match="line 3"):
         deals_import_csv(workspace_id=workspace.pk, stream=io.StringIO(bad))

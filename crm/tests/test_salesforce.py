@@ -17,10 +17,16 @@ def test_sync_upserts_task_by_external_id_and_patches_the_opportunity(workspace,
     thread, _, _ = thread_with_values(workspace, crm="salesforce", deal_id="006A000000000001")
     rows = crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     assert [(r.action, r.status) for r in rows] == [
-        ("upsert_contact", "sent"), ("update_deal", "sent"), ("create_note", "sent")]  # fmt: skip
+        ("upsert_contact", "sent"),
+        ("update_deal", "sent"),
+        ("create_note", "sent"),
+    ]
     opp = salesforce.opportunities["006A000000000001"]
-    assert (opp["Amount"], opp["CloseDate"], opp["NextStep"]) == ("40000.00", "2026-12-31",
-                                                                  "Send the security questionnaire")  # fmt: skip
+    assert (opp["Amount"], opp["CloseDate"], opp["NextStep"]) == (
+        "40000.00",
+        "2026-12-31",
+        "Send the security questionnaire",
+    )
     [task] = salesforce.tasks.values()
     [contact] = salesforce.contacts.values()
     assert (task["WhatId"], task["WhoId"], task["Status"]) == ("006A000000000001", contact["Id"], "Completed")
@@ -49,9 +55,18 @@ def test_a_salesforce_error_list_becomes_the_rows_error(workspace, salesforce):
     connect(workspace, "salesforce", instance_url=salesforce.base_url)
     salesforce.add_opportunity("006A000000000002")
     thread, _, _ = thread_with_values(workspace, crm="salesforce", deal_id="006A000000000002")
-    salesforce.fail_next("PATCH", r".*/Opportunity/\w+", 400,
-                         [{"message": "Amount: value outside of valid range", "errorCode": "NUMBER_OUTSIDE_VALID_RANGE",
-                           "fields": ["Amount"]}])  # fmt: skip
+    salesforce.fail_next(
+        "PATCH",
+        r".*/Opportunity/\w+",
+        400,
+        [
+            {
+                "message": "Amount: value outside of valid range",
+                "errorCode": "NUMBER_OUTSIDE_VALID_RANGE",
+                "fields": ["Amount"],
+            }
+        ],
+    )
     rows = {r.action: r for r in crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)}
     assert rows["update_deal"].status == "failed"
     assert rows["update_deal"].error == "HTTP 400: Amount: value outside of valid range"

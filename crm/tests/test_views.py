@@ -78,8 +78,10 @@ def test_admin_never_shows_the_secret(ws):
         conn = CrmConnectionFactory(workspace=ws)
     page = client.get(reverse("admin:crm_crmconnection_change", args=[conn.pk])).content.decode()
     assert "pat-test-token" not in page and conn.secret_encrypted not in page and "set" in page
-    client.post(reverse("admin:crm_crmconnection_change", args=[conn.pk]),
-                {"crm": "hubspot", "instance_url": "", "new_secret": "pat-new"})  # fmt: skip
+    client.post(
+        reverse("admin:crm_crmconnection_change", args=[conn.pk]),
+        {"crm": "hubspot", "instance_url": "", "new_secret": "pat-new"},
+    )
     from crm.credentials import secret_decrypt
 
     with workspace_context(ws):

@@ -20,8 +20,14 @@ from workspaces.tests.factories import UserFactory
 
 def _failed_job(ws, **kwargs):
     with workspace_context(ws):
-        return JobFactory(workspace=ws, status="failed", attempts=3, finished_at=timezone.now(),
-                          last_error="RuntimeError: boom", **kwargs)  # fmt: skip
+        return JobFactory(
+            workspace=ws,
+            status="failed",
+            attempts=3,
+            finished_at=timezone.now(),
+            last_error="RuntimeError: boom",
+            **kwargs,
+        )
 
 
 def test_job_factory_makes_a_valid_row_in_a_workspace_context(workspace):
@@ -102,8 +108,9 @@ def reviewer_client(client, workspace):
 
 @pytest.fixture
 def strict_templates(settings):
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "OPTIONS": {**settings.TEMPLATES[0]["OPTIONS"],
-                                                               "string_if_invalid": "INVALID<%s>"}}]  # fmt: skip
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "OPTIONS": {**settings.TEMPLATES[0]["OPTIONS"], "string_if_invalid": "INVALID<%s>"}}
+    ]
 
 
 def test_queue_page_shows_depth_and_failed_jobs(

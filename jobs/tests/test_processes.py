@@ -134,8 +134,9 @@ def test_sigterm_finishes_the_current_job_and_releases_the_rest(workers, tmp_pat
     ws = WorkspaceFactory()
     marker = tmp_path / "started"
     with workspace_context(ws):
-        ids = [enqueue("test.sleep", workspace=ws, payload={"seconds": 1.5, "marker": str(marker)}).pk
-               for _ in range(4)]  # fmt: skip
+        ids = [
+            enqueue("test.sleep", workspace=ws, payload={"seconds": 1.5, "marker": str(marker)}).pk for _ in range(4)
+        ]
     worker = workers("w", "--prefetch", "4", "--shutdown-timeout", "10")
     assert _until(lambda: any(marker.with_suffix(f".{i}.1").exists() for i in ids), timeout=20), worker.output()
     worker.proc.send_signal(signal.SIGTERM)

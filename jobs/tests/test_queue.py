@@ -80,8 +80,10 @@ def test_claim_sees_every_workspace_but_the_app_role_alone_sees_none(workspace, 
     ids = {_enqueue(workspace).pk, _enqueue(other_workspace).pk}
     assert Job.objects.count() == 0  # no context, no queue role: zero rows
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_has_role(current_user, %s, 'USAGE'), pg_has_role(current_user, %s, 'SET')",
-                       ["threadline_queue"] * 2)  # fmt: skip
+        cursor.execute(
+            "SELECT pg_has_role(current_user, %s, 'USAGE'), pg_has_role(current_user, %s, 'SET')",
+            ["threadline_queue"] * 2,
+        )
         assert cursor.fetchone() == (False, True)  # may SET ROLE to it, does not inherit it
     claimed = make_worker().claim(10)
     assert {j.id for j in claimed} == ids

@@ -8,8 +8,10 @@ from crm.services import crm_connection_set
 
 
 class Command(BaseCommand):
-    help = ("Store a workspace's CRM access token, encrypted. The token is read from standard input "
-            "(or prompted for), never from the command line, where other users could see it.")  # fmt: skip
+    help = (
+        "Store a workspace's CRM access token, encrypted. The token is read from standard input "
+        "(or prompted for), never from the command line, where other users could see it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--workspace", required=True, help="The workspace's slug.")
@@ -24,8 +26,9 @@ class Command(BaseCommand):
         secret = getpass.getpass("Access token: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
         if not secret:
             raise CommandError("no token given")
-        crm_connection_set(workspace_id=workspace.pk, crm=options["crm"], secret=secret,
-                           instance_url=options["instance_url"])  # fmt: skip
+        crm_connection_set(
+            workspace_id=workspace.pk, crm=options["crm"], secret=secret, instance_url=options["instance_url"]
+        )
         if options["periodic_sync"]:
             from django.utils import timezone
 

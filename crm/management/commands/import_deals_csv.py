@@ -5,8 +5,10 @@ from crm.mirror import CsvImportError, deals_import_csv
 
 
 class Command(BaseCommand):
-    help = ("Import deals from a CSV file (columns crm_deal_id,title and optionally stage,primary_domain,"
-            "owner_email,amount,close_date,contact_emails,is_closed) for teams without API access.")  # fmt: skip
+    help = (
+        "Import deals from a CSV file (columns crm_deal_id,title and optionally stage,primary_domain,"
+        "owner_email,amount,close_date,contact_emails,is_closed) for teams without API access."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path")

@@ -22,16 +22,21 @@ class Command(BaseCommand):
         for task, counts in stats.by_task.items():
             self.stdout.write(f"{task:<32}" + "".join(f"{counts[s]:>11}" for s in statuses))
         self.stdout.write(f"{'total':<32}" + "".join(f"{stats.by_status[s]:>11}" for s in statuses))
-        self.stdout.write(f"oldest queued job: {_age(stats.oldest_queued_age)}; "
-                          f"longest wait of a due job: {_age(stats.oldest_due_wait)}")  # fmt: skip
+        self.stdout.write(
+            f"oldest queued job: {_age(stats.oldest_queued_age)}; "
+            f"longest wait of a due job: {_age(stats.oldest_due_wait)}"
+        )
         for job in running:
-            self.stdout.write(f"running  #{job.pk} {job.task} ws={job.workspace_id} attempt {job.attempts} "
-                              f"by {job.locked_by}, lease until {job.lease_expires_at:%H:%M:%S}")  # fmt: skip
+            self.stdout.write(
+                f"running  #{job.pk} {job.task} ws={job.workspace_id} attempt {job.attempts} "
+                f"by {job.locked_by}, lease until {job.lease_expires_at:%H:%M:%S}"
+            )
         for job in failed:
             error = (job.last_error.splitlines() or [""])[0][:100]
             when = f"{job.finished_at:%Y-%m-%d %H:%M}"
-            self.stdout.write(f"failed   #{job.pk} {job.task} ws={job.workspace_id} at {when} "
-                              f"after {job.attempts} attempts: {error}")  # fmt: skip
+            self.stdout.write(
+                f"failed   #{job.pk} {job.task} ws={job.workspace_id} at {when} after {job.attempts} attempts: {error}"
+            )
 
 
 def _age(delta) -> str:
