@@ -10,6 +10,8 @@ from django.db.models import Max
 
 from crm.adapters import DealRecord
 from deals.models import Deal
+from deals.services import deals_save
+from pipeline import stages
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
 from workspaces.services import audit_event_record
@@ -38,24 +40,23 @@ def deals_sync(*, workspace_id: int, adapter=None, full: bool = False) -> dict:
             return {"crm": crm, "pages": 0, "deals": 0}
         since = None if full else Deal.objects.filter(crm=crm).aggregate(m=Max("crm_updated_at"))["m"]
     adapter = adapter or crm_adapter_get(workspace_id=workspace_id, crm=crm)
-    pages = count = 0
+    pages = count = changed = 0
     for page in adapter.list_deals(since=since):
-        with workspace_context(workspace_id):
-            for record in page:
-                deal_store(workspace_id=workspace_id, crm=crm, record=record)
+        changed += len(deals_save(workspace_id=workspace_id, crm=crm, deals=[deal_fields(r) for r in page]))
         pages, count = pages + 1, count + len(page)
     with workspace_context(workspace_id):
         audit_event_record(
             workspace_id=workspace_id,
             type="crm.deals_synced",
-            data={"crm": crm, "deals": count, "since": since.isoformat() if since else None},
+            data={"crm": crm, "deals": count, "changed": changed, "since": since.isoformat() if since else None},
         )
-    return {"crm": crm, "pages": pages, "deals": count}
+    return {"crm": crm, "pages": pages, "deals": count, "changed": changed}
 
 
-def deal_store(*, workspace_id: int, crm: str, record: DealRecord) -> Deal:
-    """Create or update one mirrored deal (inside a workspace context)."""
-    defaults = {
+def deal_fields(record: DealRecord) -> dict:
+    """What the mirror stores of a CRM deal (``deals.services.deals_save`` stores it)."""
+    fields = {
+        "crm_deal_id": record.crm_deal_id,
         "title": record.title[:500] or record.crm_deal_id,
         "stage": record.stage[:100],
         "is_closed": record.is_closed,
@@ -66,27 +67,16 @@ def deal_store(*, workspace_id: int, crm: str, record: DealRecord) -> Deal:
         "crm_updated_at": record.updated_at,
     }
     if record.primary_domain:
-        defaults["primary_domain"] = record.primary_domain
+        fields["primary_domain"] = record.primary_domain
     if record.contact_emails:
-        defaults["contact_emails"] = record.contact_emails
-    deal, _ = Deal.objects.update_or_create(
-        workspace_id=workspace_id, crm=crm, crm_deal_id=record.crm_deal_id, defaults=defaults
-    )
-    return deal
+        fields["contact_emails"] = record.contact_emails
+    return fields
 
 
 def deals_sync_schedule(*, workspace_id: int, run_after) -> None:
-    """Queue the next periodic sync; the dedupe key per time slot keeps one queued."""
-    from jobs.services import enqueue
-
+    """Ask for the next periodic sync; the pipeline keeps one queued per workspace."""
     with workspace_context(workspace_id):
-        enqueue(
-            "crm_sync_deals",
-            workspace=workspace_id,
-            payload={},
-            run_after=run_after,
-            dedupe_key=f"crm-sync-deals:{int(run_after.timestamp())}",
-        )
+        stages.emit(stages.CRM_DEALS_SYNC_DUE, workspace_id=workspace_id, run_after=run_after)
 
 
 class CsvImportError(ValueError):
@@ -103,10 +93,13 @@ def deals_import_csv(*, workspace_id: int, stream) -> dict:
         raise CsvImportError(f"missing columns: {', '.join(sorted(missing))}")
     records = [_csv_record(row, line) for line, row in enumerate(reader, start=2)]
     with workspace_context(workspace_id):
-        for record in records:
-            deal_store(workspace_id=workspace_id, crm="csv", record=record)
-        audit_event_record(workspace_id=workspace_id, type="crm.deals_imported", data={"deals": len(records)})
-    return {"deals": len(records)}
+        changed = deals_save(workspace_id=workspace_id, crm="csv", deals=[deal_fields(r) for r in records])
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="crm.deals_imported",
+            data={"deals": len(records), "changed": len(changed)},
+        )
+    return {"deals": len(records), "changed": len(changed)}
 
 
 def _csv_record(row: dict, line: int) -> DealRecord:

@@ -22,7 +22,9 @@ from django.utils import timezone
 from crm.adapters import CrmClientError, CrmTransientError, adapter_for
 from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
-from review.models import ReviewItem
+from pipeline import stages
+from review.models import ReviewReason
+from review.services import review_item_open
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
 from workspaces.services import audit_event_record
@@ -88,23 +90,14 @@ def crm_write_plan(*, workspace_id: int, crm: str, write: PlannedWrite, version:
 
 
 def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
-    open_items = ReviewItem.objects.filter(
-        reason=ReviewItem.Reason.CRM_CONFLICT,
-        status=ReviewItem.Status.OPEN,
-        payload_json__write_id=row.pk,
-        payload_json__new_hash=digest,
-    )
-    if open_items.exists():  # a retried sync: one item per key and payload is enough
-        return
-    if row.status != Status.SENT:  # what was sent stays "sent"; anything else waits for a person
-        row.status = Status.CONFLICT
-        row.error = f"the same key was planned again with another payload (hash {digest[:12]})"
-        row.save(update_fields=["status", "error", "updated_at"])
-    ReviewItem.objects.create(
+    """The same key planned with another payload: a person looks (one item per key and payload,
+    however often the sync is retried); what was sent stays "sent", anything else waits."""
+    item, created = review_item_open(
         workspace_id=row.workspace_id,
+        reason=ReviewReason.CRM_CONFLICT,
+        subject=f"crm_write:{row.pk}:{digest}",
         thread_id=row.thread_id,
-        reason=ReviewItem.Reason.CRM_CONFLICT,
-        payload_json={
+        payload={
             "write_id": row.pk,
             "idempotency_key": row.idempotency_key,
             "stored_hash": row.payload_hash,
@@ -112,6 +105,12 @@ def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
             "new_payload": payload,
         },
     )
+    if not created:
+        return
+    if row.status != Status.SENT:
+        row.status = Status.CONFLICT
+        row.error = f"the same key was planned again with another payload (hash {digest[:12]})"
+        row.save(update_fields=["status", "error", "updated_at"])
     audit_event_record(
         workspace_id=row.workspace_id, type="crm.write_conflict", thread_id=row.thread_id, data={"write_id": row.pk}
     )
@@ -181,8 +180,6 @@ def _crash_point(name: str) -> None:
 
 def crm_write_retry(*, workspace_id: int, write_id: int, user=None) -> CrmWriteLog:
     """Queue a failed write again (the console's retry button); it recovers before sending."""
-    from jobs.services import enqueue
-
     with workspace_context(workspace_id):
         row = CrmWriteLog.objects.select_for_update().get(pk=write_id)
         if row.status != Status.FAILED:
@@ -190,9 +187,7 @@ def crm_write_retry(*, workspace_id: int, write_id: int, user=None) -> CrmWriteL
         # "sending" makes the next attempt look for the write in the CRM before sending.
         row.status, row.error = Status.SENDING, ""
         row.save(update_fields=["status", "error", "updated_at"])
-        enqueue(
-            "crm_write_send", workspace=workspace_id, payload={"write_id": row.pk}, dedupe_key=f"crm-write:{row.pk}"
-        )
+        stages.emit(stages.CRM_WRITE_RETRY, workspace_id=workspace_id, write_id=row.pk)
         audit_event_record(
             workspace_id=workspace_id,
             type="crm.write_retry",

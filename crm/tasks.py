@@ -6,11 +6,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.registry import task
+from pipeline import stages
 
 
-@task("crm_sync_thread", max_attempts=5, timeout=300, atomic=False)
+@task(stages.CRM_SYNC_THREAD, max_attempts=5, timeout=300, atomic=False)
 def crm_sync_thread_task(payload: dict, *, job) -> None:
-    """Write a thread's approved values (enqueued by review decisions after the undo window)."""
+    """Write a thread's accepted and approved values (pipeline.stages says when: after the undo window)."""
     from crm.services import crm_sync_thread
 
     crm_sync_thread(
@@ -18,7 +19,7 @@ def crm_sync_thread_task(payload: dict, *, job) -> None:
     )
 
 
-@task("crm_write_send", max_attempts=5, timeout=120, atomic=False)
+@task(stages.CRM_WRITE_SEND, max_attempts=5, timeout=120, atomic=False)
 def crm_write_send(payload: dict, *, job) -> None:
     """Send one ledger row again (the console's retry), recovering before it sends."""
     from crm.models import CrmWriteLog
@@ -36,7 +37,7 @@ def crm_write_send(payload: dict, *, job) -> None:
     )
 
 
-@task("crm_sync_deals", max_attempts=3, timeout=900, atomic=False)
+@task(stages.CRM_SYNC_DEALS, max_attempts=3, timeout=900, atomic=False)
 def crm_sync_deals(payload: dict, *, job) -> None:
     """Refresh the deal mirror incrementally, then queue the next run (periodic without cron)."""
     from crm.mirror import deals_sync, deals_sync_schedule

@@ -13,8 +13,8 @@ from crm import selectors
 from crm.models import CrmWriteLog
 from crm.services import crm_write_retry
 from deals.models import Deal
-from review.views import member_required
 from threads.models import Thread
+from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
 

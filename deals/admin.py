@@ -12,10 +12,10 @@ class DealAdmin(WorkspaceScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         """A deal edited by hand (a contact added, a stage closed) is linked again, like one from the CRM."""
-        from deals.services import deals_relink_enqueue
+        from deals.services import deals_changed
 
         super().save_model(request, obj, form, change)
-        deals_relink_enqueue(workspace_id=obj.workspace_id, deal_ids=[obj.pk])
+        deals_changed(workspace_id=obj.workspace_id, deal_ids=[obj.pk])
 
 
 @admin.register(ThreadLink)

@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class DealsConfig(AppConfig):
     name = "deals"
+
+    def ready(self):
+        from deals.decisions import register_handlers
+
+        register_handlers()

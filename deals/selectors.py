@@ -115,8 +115,6 @@ def _thread_count():
 
 def deal_page(*, deal_id: int) -> dict | None:
     """Everything the deal page shows, in a fixed number of queries."""
-    from crm.models import CrmWriteLog
-
     deal = Deal.objects.filter(pk=deal_id).first()
     if deal is None:
         return None
@@ -125,5 +123,4 @@ def deal_page(*, deal_id: int) -> dict | None:
     )
     facts = list(DealFact.objects.filter(deal=deal).order_by("key", "-created_at", "-pk"))
     readiness = {r.framework: r for r in DealReadiness.objects.filter(deal=deal)}
-    writes = list(CrmWriteLog.objects.filter(deal=deal).order_by("-created_at", "-pk")[:50])
-    return {"deal": deal, "links": links, "facts": facts, "readiness": readiness, "writes": writes}
+    return {"deal": deal, "links": links, "facts": facts, "readiness": readiness}

@@ -11,21 +11,20 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from django.utils import timezone
-
 from deals import linking, selectors
 from deals.frameworks import FACT_KEYS, FRAMEWORKS, FactView, readiness_evaluate
 from deals.models import AssociationCandidate, Deal, DealFact, DealReadiness, ThreadLink
 from extraction.models import FieldValue
 from extraction.selectors import thread_current_values
-from review.models import ReviewItem
+from extraction.services import field_type_of
+from pipeline import stages
+from review.models import ReviewReason
+from review.services import review_item_exists, review_item_open, review_items_close, review_items_refresh
 from threads.models import Message, Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
 from workspaces.services import audit_event_record
 
-LINK_TASK, RELINK_TASK = "link_thread", "relink_deals"
-FACTS_TASK, READINESS_TASK = "deal_facts_update", "deal_readiness_recompute"
 FACT_STATUSES = (FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED)
 
 
@@ -81,8 +80,22 @@ def thread_link_update(*, workspace_id: int, thread_id: int, job_id: int | None 
                 _candidate_open(ctx, decision, by_id)
             else:
                 _candidate_dismiss(ctx, why="no candidate")
-        _facts_enqueue(workspace_id, result.affected_deal_ids, why=f"link:{thread_id}")
+        if result.affected_deal_ids and _link_changed(existing, decision.outcome, result.deal_id):
+            stages.emit(
+                stages.LINK_CHANGED,
+                workspace_id=workspace_id,
+                thread_id=thread_id,
+                deal_ids=sorted(result.affected_deal_ids),
+                decided=False,
+            )
     return result
+
+
+def _link_changed(existing: ThreadLink | None, outcome: str, deal_id: int | None) -> bool:
+    """Whether the thread's deal is now another than before (linked, moved or unlinked)."""
+    before = existing.deal_id if existing else None
+    after = deal_id if outcome == "link" else None
+    return before != after
 
 
 @dataclass
@@ -129,34 +142,42 @@ def _link_remove(ctx: _Ctx, existing: ThreadLink, *, why: str) -> None:
     ctx.audit("deal_link.removed", {"deal_id": existing.deal_id, "why": why})
 
 
+def association_subject(candidate_id: int) -> str:
+    return f"association:{candidate_id}"
+
+
 def _candidate_open(ctx: _Ctx, decision: linking.Decision, deals: dict[int, linking.DealFacts]) -> None:
     rows = [c.as_json() for c in decision.candidates]
-    payload = {"candidates": [{**row, "title": deals[row["deal_id"]].title} for row in rows]}
+    payload = {"candidates": [_candidate_row(row, deals[row["deal_id"]]) for row in rows]}
     candidate = AssociationCandidate.objects.filter(thread=ctx.thread, status=AssociationCandidate.Status.OPEN).first()
     if candidate is not None:
         if candidate.candidates_json != rows:
             AssociationCandidate.objects.filter(pk=candidate.pk).update(candidates_json=rows)
-            ReviewItem.objects.filter(association_candidate=candidate, status=ReviewItem.Status.OPEN).update(
-                payload_json=payload
-            )
+            review_items_refresh(subject=association_subject(candidate.pk), payload=payload)
             ctx.audit("association.updated", {"candidate_id": candidate.pk, "deal_ids": [r["deal_id"] for r in rows]})
-        if ReviewItem.objects.filter(association_candidate=candidate).exists():
+        if review_item_exists(subject=association_subject(candidate.pk)):
             return
     else:
         candidate = AssociationCandidate.objects.create(
             workspace_id=ctx.workspace_id, thread=ctx.thread, candidates_json=rows
         )
-    item = ReviewItem.objects.create(
+    item, _ = review_item_open(
         workspace_id=ctx.workspace_id,
-        thread=ctx.thread,
-        association_candidate=candidate,
-        reason=ReviewItem.Reason.ASSOCIATION,
-        payload_json=payload,
+        reason=ReviewReason.ASSOCIATION,
+        subject=association_subject(candidate.pk),
+        thread_id=ctx.thread.pk,
+        association_candidate_id=candidate.pk,
+        payload=payload,
+        job_id=ctx.job_id,
     )
     ctx.audit(
         "association.opened",
         {"candidate_id": candidate.pk, "review_item_id": item.pk, "deal_ids": [r["deal_id"] for r in rows]},
     )
+
+
+def _candidate_row(row: dict, deal: linking.DealFacts) -> dict:
+    return {**row, "title": deal.title, "stage": getattr(deal, "stage", "")}
 
 
 def _candidate_dismiss(ctx: _Ctx, *, why: str) -> None:
@@ -167,29 +188,58 @@ def _candidate_dismiss(ctx: _Ctx, *, why: str) -> None:
     )
     if not open_ids:
         return
-    now = timezone.now()
     AssociationCandidate.objects.filter(pk__in=open_ids).update(status=AssociationCandidate.Status.DISMISSED)
-    ReviewItem.objects.filter(association_candidate_id__in=open_ids, status=ReviewItem.Status.OPEN).update(
-        status=ReviewItem.Status.DISMISSED, resolved_at=now
+    review_items_close(
+        workspace_id=ctx.workspace_id,
+        subjects=[association_subject(pk) for pk in open_ids],
+        why=f"association {why}",
+        thread_id=ctx.thread.pk,
     )
     ctx.audit("association.dismissed", {"candidate_ids": open_ids, "why": why})
 
 
 def deal_save(*, workspace_id: int, crm: str, crm_deal_id: str, **fields) -> Deal:
-    """Create or update the mirror of a CRM deal, and queue linking again for its threads."""
+    """Create or update the mirror of one CRM deal (the admin, the demo); a new or changed deal
+    makes the pipeline link its threads again."""
     with workspace_context(workspace_id):
-        deal, _ = Deal.objects.update_or_create(
-            workspace_id=workspace_id, crm=crm, crm_deal_id=crm_deal_id, defaults=fields
-        )
-        deals_relink_enqueue(workspace_id=workspace_id, deal_ids=[deal.pk])
+        deal, changed = _deal_upsert(workspace_id, crm, crm_deal_id, fields)
+        if changed:
+            deals_changed(workspace_id=workspace_id, deal_ids=[deal.pk])
     return deal
 
 
-def deals_relink_enqueue(*, workspace_id: int, deal_ids: list[int]) -> None:
-    from jobs.services import enqueue
+def deals_save(*, workspace_id: int, crm: str, deals: list[dict]) -> list[int]:
+    """Create or update many mirrored deals (a CSV import, a page of a CRM sync), each a dict
+    with ``crm_deal_id`` and the fields to set; the changed ones are relinked together.
+    Returns the ids of the deals that are new or changed."""
+    changed_ids = []
+    with workspace_context(workspace_id):
+        for fields in deals:
+            fields = dict(fields)
+            deal, changed = _deal_upsert(workspace_id, crm, fields.pop("crm_deal_id"), fields)
+            if changed:
+                changed_ids.append(deal.pk)
+        deals_changed(workspace_id=workspace_id, deal_ids=changed_ids)
+    return changed_ids
 
-    key = hashlib.sha256(json.dumps(sorted(deal_ids)).encode()).hexdigest()[:16]
-    enqueue(RELINK_TASK, workspace=workspace_id, payload={"deal_ids": sorted(deal_ids)}, dedupe_key=f"relink:{key}")
+
+def _deal_upsert(workspace_id: int, crm: str, crm_deal_id: str, fields: dict) -> tuple[Deal, bool]:
+    deal = Deal.objects.select_for_update().filter(crm=crm, crm_deal_id=crm_deal_id).first()
+    if deal is None:
+        return Deal.objects.create(workspace_id=workspace_id, crm=crm, crm_deal_id=crm_deal_id, **fields), True
+    changed = {name: value for name, value in fields.items() if getattr(deal, name) != value}
+    for name, value in changed.items():
+        setattr(deal, name, value)
+    if changed:
+        deal.save(update_fields=list(changed))
+    return deal, bool(changed)
+
+
+def deals_changed(*, workspace_id: int, deal_ids: list[int]) -> None:
+    """Deals were created or changed: the pipeline links their threads again."""
+    if deal_ids:
+        with workspace_context(workspace_id):
+            stages.emit(stages.DEALS_CHANGED, workspace_id=workspace_id, deal_ids=sorted(set(deal_ids)))
 
 
 def threads_for_deals(*, deal_ids: list[int]) -> list[int]:
@@ -206,13 +256,6 @@ def threads_for_deals(*, deal_ids: list[int]) -> list[int]:
 
 
 # --- deal facts ----------------------------------------------------------------------------
-
-
-def _facts_enqueue(workspace_id: int, deal_ids: set[int], *, why: str) -> None:
-    from jobs.services import enqueue
-
-    for deal_id in sorted(deal_ids):
-        enqueue(FACTS_TASK, workspace=workspace_id, payload={"deal_id": deal_id, "why": why})
 
 
 @dataclass
@@ -242,8 +285,8 @@ def deal_facts_update(*, workspace_id: int, deal_id: int, job_id: int | None = N
                 summary[name] += 1
             if _conflict_check(deal, key, per_key.get(key, []), job_id):
                 summary["conflicts"] += 1
-        if summary["recorded"] or summary["superseded"]:
-            readiness_enqueue(workspace_id=workspace_id, deal_id=deal.pk)
+        if summary["recorded"] or summary["superseded"] or not _readiness_exists(deal):
+            stages.emit(stages.FACTS_CHANGED, workspace_id=workspace_id, deal_id=deal.pk)
     return summary
 
 
@@ -317,12 +360,12 @@ def _conflict_check(deal: Deal, key: str, candidates: list[_Candidate], job_id) 
     if len(distinct) < 2:
         return False
     signature = hashlib.sha256("|".join(sorted(distinct)).encode()).hexdigest()[:16]
-    seen = ReviewItem.objects.filter(
-        reason=ReviewItem.Reason.FACT_CONFLICT, payload_json__deal_id=deal.pk, payload_json__key=key
-    )
-    if seen.filter(payload_json__signature=signature).exists():
+    subject = f"deal_fact:{deal.pk}:{key}:{signature}"
+    if review_item_exists(subject=subject):
         return False
-    seen.filter(status=ReviewItem.Status.OPEN).update(status=ReviewItem.Status.DISMISSED, resolved_at=timezone.now())
+    review_items_close(
+        workspace_id=deal.workspace_id, subject_prefix=f"deal_fact:{deal.pk}:{key}:", why="the values changed"
+    )
     newest = _newest(candidates)
     values = [
         {
@@ -336,15 +379,18 @@ def _conflict_check(deal: Deal, key: str, candidates: list[_Candidate], job_id) 
         }
         for c in sorted(candidates, key=lambda c: c.thread_id)
     ]
-    item = ReviewItem.objects.create(
+    item, _ = review_item_open(
         workspace_id=deal.workspace_id,
+        reason=ReviewReason.FACT_CONFLICT,
+        subject=subject,
         thread_id=newest.thread_id,
-        reason=ReviewItem.Reason.FACT_CONFLICT,
-        payload_json={
+        job_id=job_id,
+        payload={
             "deal_id": deal.pk,
             "deal": deal.title,
             "key": key,
             "field": key,
+            "field_type": field_type_of(key, schema_id=newest.value.run.schema_id),
             "signature": signature,
             "values": values,
             # What the console's item page shows for a value: the newest, and the others beside it.
@@ -381,18 +427,8 @@ def _audit(deal: Deal, type: str, data: dict, job_id, thread_id: int | None = No
 # --- readiness -----------------------------------------------------------------------------
 
 
-def readiness_enqueue(*, workspace_id: int, deal_id: int) -> None:
-    """Queue a recompute, deduplicated on the deal's newest fact: a job already waiting (or
-    running) for exactly these facts is enough, and a newer fact always gets its own job."""
-    from jobs.services import enqueue
-
-    newest = DealFact.objects.filter(deal_id=deal_id).order_by("-pk").values_list("pk", flat=True).first()
-    enqueue(
-        READINESS_TASK,
-        workspace=workspace_id,
-        payload={"deal_id": deal_id},
-        dedupe_key=f"readiness:{deal_id}:{newest or 0}",
-    )
+def _readiness_exists(deal: Deal) -> bool:
+    return DealReadiness.objects.filter(deal=deal).exists()
 
 
 def deal_readiness_compute(*, workspace_id: int, deal_id: int, job_id: int | None = None) -> list[DealReadiness]:
@@ -432,11 +468,3 @@ def deal_readiness_compute(*, workspace_id: int, deal_id: int, job_id: int | Non
 def thread_deal_id(*, workspace_id: int, thread_id: int) -> int | None:
     with workspace_context(workspace_id):
         return ThreadLink.objects.filter(thread_id=thread_id).values_list("deal_id", flat=True).first()
-
-
-def thread_facts_enqueue(*, workspace_id: int, thread_id: int, deal_ids: list[int] | None = None, key: str) -> None:
-    """After a person's decision on a thread's value or deal: update the facts of its deal(s)."""
-    from jobs.services import enqueue
-
-    payload = {"thread_id": thread_id, "deal_ids": [d for d in deal_ids or [] if d]}
-    enqueue(FACTS_TASK, workspace=workspace_id, payload=payload, dedupe_key=f"deal-facts:{key}")

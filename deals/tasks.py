@@ -2,16 +2,17 @@
 
 from deals import services
 from jobs.registry import task
+from pipeline import stages
 from workspaces.services import audit_event_record
 
 
-@task(services.LINK_TASK, max_attempts=5, timeout=120)
+@task(stages.LINK_THREAD, max_attempts=5, timeout=120)
 def link_thread(payload: dict, *, job) -> None:
     """Link one thread (queued when its extraction finishes, so also when new messages arrived)."""
     services.thread_link_update(workspace_id=job.workspace_id, thread_id=int(payload["thread_id"]), job_id=job.id)
 
 
-@task(services.RELINK_TASK, max_attempts=5, timeout=600)
+@task(stages.RELINK_DEALS, max_attempts=5, timeout=600)
 def relink_deals(payload: dict, *, job) -> None:
     """Deals arrived or changed: link again every thread any of them took part in."""
     thread_ids = services.threads_for_deals(deal_ids=[int(d) for d in payload["deal_ids"]])
@@ -25,7 +26,7 @@ def relink_deals(payload: dict, *, job) -> None:
     )
 
 
-@task(services.FACTS_TASK, max_attempts=5, timeout=120)
+@task(stages.DEAL_FACTS, max_attempts=5, timeout=120)
 def deal_facts_update(payload: dict, *, job) -> None:
     """Facts of one deal, or of the deal a thread is linked to (queued after a review decision)."""
     deal_ids = {int(d) for d in payload.get("deal_ids", [])}
@@ -39,6 +40,6 @@ def deal_facts_update(payload: dict, *, job) -> None:
         services.deal_facts_update(workspace_id=job.workspace_id, deal_id=deal_id, job_id=job.id)
 
 
-@task(services.READINESS_TASK, max_attempts=5, timeout=120)
+@task(stages.DEAL_READINESS, max_attempts=5, timeout=120)
 def deal_readiness_recompute(payload: dict, *, job) -> None:
     services.deal_readiness_compute(workspace_id=job.workspace_id, deal_id=int(payload["deal_id"]), job_id=job.id)

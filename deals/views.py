@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from deals import selectors
 from deals.frameworks import FRAMEWORKS, FactView, readiness_evaluate
-from review.views import member_required
+from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
 GAUGE_RADIUS = 40

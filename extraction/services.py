@@ -22,7 +22,9 @@ from extraction.grounding import evidence_ground
 from extraction.models import ExtractionRun, FieldValue
 from extraction.schemas import schema_get
 from extraction.selectors import thread_inputs
-from review.models import ReviewItem
+from pipeline import stages
+from review.models import ReviewReason
+from review.services import review_item_open, review_items_close
 from threads.models import Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
@@ -99,20 +101,10 @@ def extraction_run_execute(
             job_id=job_id,
             data={"run_id": run.pk, **summary},
         )
-        _link_enqueue(run)
+        stages.emit(stages.THREAD_EXTRACTED, workspace_id=workspace_id, thread_id=thread_id)
+        if summary["accepted"] or summary["review"]:  # auto-accepted (or superseded) values, no person involved
+            stages.emit(stages.VALUES_CHANGED, workspace_id=workspace_id, thread_id=thread_id, decided=False)
     return run
-
-
-def _link_enqueue(run: ExtractionRun) -> None:
-    """Deal linking follows every successful run (new messages, new values); queued in this transaction."""
-    from jobs.services import enqueue
-
-    enqueue(
-        "link_thread",
-        workspace=run.workspace_id,
-        payload={"thread_id": run.thread_id},
-        dedupe_key=f"link:{run.thread_id}:{run.pk}",
-    )
 
 
 def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
@@ -164,7 +156,7 @@ def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy
     )
     if verified is not None:
         _review_open(
-            value, ReviewItem.Reason.CONFLICT, {"verified_value": verified.field_value_json, "verified_id": verified.pk}
+            value, ReviewReason.CONFLICT, {"verified_value": verified.field_value_json, "verified_id": verified.pk}
         )
         return "conflict"
     _supersede(current, by=value)
@@ -178,7 +170,7 @@ def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy
             data={"field_value_id": value.pk, "field": value.field_key, "confidence": value.confidence},
         )
         if _sampled(value, policy["audit_sample_rate"]):
-            _review_open(value, ReviewItem.Reason.AUDIT_SAMPLE, {})
+            _review_open(value, ReviewReason.AUDIT_SAMPLE, {})
         return "accepted"
     _review_open(value, reason, {"threshold": _threshold(value.field_key, policy)})
     return "review"
@@ -186,11 +178,11 @@ def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy
 
 def _review_reason(value: FieldValue, policy: dict) -> str | None:
     if not value.grounded:
-        return ReviewItem.Reason.UNGROUNDED  # a value whose quote is found nowhere is never auto-accepted
+        return ReviewReason.UNGROUNDED  # a value whose quote is found nowhere is never auto-accepted
     if value.field_key in policy["always_review_fields"]:
-        return ReviewItem.Reason.ALWAYS_REVIEW
+        return ReviewReason.ALWAYS_REVIEW
     if value.confidence < _threshold(value.field_key, policy):
-        return ReviewItem.Reason.LOW_CONFIDENCE
+        return ReviewReason.LOW_CONFIDENCE
     return None
 
 
@@ -211,8 +203,11 @@ def _supersede(current: list[FieldValue], *, by: FieldValue) -> None:
     if not replaced:
         return
     FieldValue.objects.filter(pk__in=replaced).update(status=FieldValue.Status.SUPERSEDED)
-    ReviewItem.objects.filter(field_value_id__in=replaced, status=ReviewItem.Status.OPEN).update(
-        status=ReviewItem.Status.DISMISSED, resolved_at=timezone.now()
+    review_items_close(
+        workspace_id=by.workspace_id,
+        subjects=[value_subject(pk) for pk in replaced],
+        why=f"superseded by value {by.pk}",
+        thread_id=by.thread_id,
     )
     audit_event_record(
         workspace_id=by.workspace_id,
@@ -222,35 +217,45 @@ def _supersede(current: list[FieldValue], *, by: FieldValue) -> None:
     )
 
 
-def _review_open(value: FieldValue, reason: str, extra: dict) -> ReviewItem:
+def value_subject(field_value_id: int) -> str:
+    return f"field_value:{field_value_id}"
+
+
+def value_review_payload(value: FieldValue, extra: dict) -> dict:
+    """The payload of a review item about a value (review/services.py documents the shape)."""
     others = list(
         FieldValue.objects.filter(thread_id=value.thread_id, field_key=value.field_key)
         .exclude(pk=value.pk)
         .order_by("-created_at")
         .values("id", "field_value_json", "confidence", "status")[:5]
     )
-    item = ReviewItem.objects.create(
+    return {
+        "field": value.field_key,
+        "field_type": field_type_of(value.field_key, schema_id=value.run.schema_id),
+        "proposed_value": value.field_value_json,
+        "confidence": value.confidence,
+        "evidence": value.evidence_json,
+        "grounded": value.grounded,
+        "other_values": others,
+        **extra,
+    }
+
+
+def field_type_of(field_key: str, *, schema_id: str) -> str:
+    """The type of a field in a schema ("text" for a key it does not have)."""
+    schema = schema_get(schema_id)
+    return schema.field(field_key).type if field_key in schema.keys else "text"
+
+
+def _review_open(value: FieldValue, reason: str, extra: dict) -> None:
+    review_item_open(
         workspace_id=value.workspace_id,
-        thread_id=value.thread_id,
-        field_value=value,
         reason=reason,
-        payload_json={
-            "field": value.field_key,
-            "proposed_value": value.field_value_json,
-            "confidence": value.confidence,
-            "evidence": value.evidence_json,
-            "grounded": value.grounded,
-            "other_values": others,
-            **extra,
-        },
-    )
-    audit_event_record(
-        workspace_id=value.workspace_id,
-        type="review_item.opened",
+        subject=value_subject(value.pk),
         thread_id=value.thread_id,
-        data={"review_item_id": item.pk, "reason": reason, "field": value.field_key},
+        field_value_id=value.pk,
+        payload=value_review_payload(value, extra),
     )
-    return item
 
 
 def _same(a, b) -> bool:

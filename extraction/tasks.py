@@ -2,9 +2,10 @@
 
 from extraction.services import extraction_run_execute
 from jobs.registry import task
+from pipeline import stages
 
 
-@task("extract_thread", max_attempts=5, timeout=600, atomic=False)
+@task(stages.EXTRACT_THREAD, max_attempts=5, timeout=600, atomic=False)
 def extract_thread(payload: dict, *, job) -> None:  # job: jobs.worker.ClaimedJob
     """Extract the thread named in the payload (enqueued on import for new or changed threads).
 

@@ -24,6 +24,9 @@ class Job(TenantModel):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # NULL, not "": the partial unique constraint must ignore jobs without a key.
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # A coalescing enqueue that found this job running asks for one more run at this time:
+    # finish_job then queues the job again instead of marking it succeeded (jobs/README.md).
+    rerun_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

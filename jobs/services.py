@@ -34,12 +34,16 @@ def enqueue(
     run_after: datetime | None = None,
     priority: int = 0,
     dedupe_key: str | None = None,
+    coalesce: bool = False,
 ) -> Job:
     """Queue a job. Inside a transaction the job exists only if that transaction commits.
 
     Call it inside ``workspace_context(workspace)``: jobs_job is under row-level security.
     With a ``dedupe_key`` that a queued or running job of the workspace already has, that
-    job is returned and nothing new is queued.
+    job is returned and nothing new is queued. With ``coalesce`` as well, the work asked
+    for is not lost to that job: a queued one is postponed to the later ``run_after``, and a
+    running one runs once more when it ends (it may have read its inputs too early). So a
+    key names one piece of work that is never queued or running twice at the same time.
     """
     spec = task_get(task)
     workspace_id = getattr(workspace, "pk", workspace)
@@ -58,6 +62,11 @@ def enqueue(
         if rows:
             break
         # The dedupe key is taken: return that job, unless it finished in the meantime.
+        if coalesce:
+            merged = fetch("coalesce_job", params)
+            if merged:
+                return Job.objects.get(pk=merged[0][0])
+            continue
         existing = Job.objects.filter(workspace_id=workspace_id, dedupe_key=dedupe_key, status__in=ACTIVE).first()
         if existing:
             return existing

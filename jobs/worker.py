@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
-from jobs import db
+from jobs import db, hooks
 from jobs.registry import task_get
-from review.models import ReviewItem
+from jobs.services import enqueue
 from workspaces.rls import WORKSPACE_SETTING, workspace_context
 from workspaces.services import audit_event_record
 
@@ -328,7 +328,16 @@ class Worker:
                 with workspace_context(job.workspace_id):
                     rows = db.fetch("fail_job", {**params, "delay_seconds": delay})
                     if rows and rows[0][0] == "failed":
-                        _review_failed(job, error)
+                        _failed(job, error)
+                        if rows[0][1] is not None:  # work asked for while it ran is not lost with it
+                            enqueue(
+                                job.task,
+                                workspace=job.workspace_id,
+                                payload=job.payload,
+                                run_after=rows[0][1],
+                                dedupe_key=rows[0][2],
+                                coalesce=True,
+                            )
                 break
             except DatabaseError:
                 # The interrupted handler may have left the connection unusable: reconnect once.
@@ -534,10 +543,10 @@ def _describe(exc: BaseException) -> str:
     return head + text[-(ERROR_LIMIT - len(head)) :]
 
 
-def _review_failed(job: ClaimedJob, error: str) -> None:
-    ReviewItem.objects.create(
-        workspace_id=job.workspace_id,
-        reason=ReviewItem.Reason.JOB_FAILED,
-        payload_json={"job_id": job.id, "task": job.task, "attempts": job.attempt, "error": error[:500]},
-    )
+def _failed(job: ClaimedJob, error: str) -> None:
+    """The last attempt failed: audit it and tell whoever registered for it (the review app
+    opens an item for a person), in the transaction that marks the job failed."""
     audit_event_record(workspace_id=job.workspace_id, type="job.failed", job_id=job.id, data={"task": job.task})
+    hooks.job_failed_notify(
+        workspace_id=job.workspace_id, job_id=job.id, task=job.task, attempts=job.attempt, error=error
+    )

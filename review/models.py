@@ -37,6 +37,9 @@ class ReviewItem(TenantModel):
         "deals.AssociationCandidate", null=True, blank=True, on_delete=models.CASCADE, related_name="review_items"
     )
     reason = models.CharField(max_length=32, choices=ReviewReason.choices)
+    # What the item is about, in the form review/services.py documents per reason
+    # ("field_value:12", "association:3"...): one open item per subject and reason.
+    subject_key = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
     payload_json = models.JSONField(default=dict, blank=True)
     assigned_to = models.ForeignKey(
@@ -57,6 +60,8 @@ class ReviewItem(TenantModel):
             models.Index(fields=["workspace", "status", "-created_at"], name="review_ws_status_created"),
             # The queue's capped counts per reason (review/sql/queries.sql, counts_by_reason_capped).
             models.Index(fields=["workspace", "status", "reason"], name="review_ws_status_reason"),
+            # review_item_open / review_items_close: an item by its subject, or by a subject prefix.
+            models.Index(fields=["subject_key"], name="review_subject_key", opclasses=["varchar_pattern_ops"]),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(reason__in=ReviewReason.values), name="review_reason_valid"),

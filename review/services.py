@@ -1,11 +1,34 @@
-"""Review decisions: claim, approve, edit, reject, skip, undo, and deal associations.
+"""Review items: opening, refreshing and closing them, and a person's decisions on them.
+
+The review app owns review items. Every app that needs a person opens one here
+(``review_item_open``), with a subject key naming what the item is about and one payload
+shape per reason (``PAYLOAD_KEYS``, documented below); the same subject never has two open
+items. What a decision does to its subject is carried out by the app that owns it, through
+the handler it registered (``review.handlers``): extraction for values, deals for
+associations, crm for write conflicts.
 
 One reviewer per item: opening an item claims it for a few minutes, and a decision is one
 UPDATE that checks the item is still open, still at the version the reviewer saw, and not
 claimed by someone else; if another person got there first, nothing changes and the caller
-gets ReviewConflict with a message to show. Each decision stores what it changed, so it can
-be undone within the policy's window; work that follows a decision (the CRM write) is
-queued on commit, due only when the undo window has passed, and cancelled by an undo.
+gets ReviewConflict with a message to show. Each decision stores what its handler changed,
+so it can be undone within the policy's window; the handlers say what changed to the
+pipeline (``pipeline.stages``), which queues what follows (the CRM write waits out the
+undo window).
+
+Subjects and payloads, by reason:
+
+- ``low_confidence``, ``always_review``, ``ungrounded``, ``audit_sample``, ``conflict``
+  (a value): subject ``field_value:<id>`` (and ``field_value``); payload ``field``,
+  ``field_type``, ``proposed_value``, ``confidence``, ``evidence`` (spans), ``grounded``,
+  ``other_values`` [{id, field_value_json, confidence, status}], plus ``threshold`` or, for
+  a conflict, ``verified_value`` and ``verified_id``.
+- ``association``: subject ``association:<candidate id>`` (and ``association_candidate``);
+  payload ``candidates`` [{deal_id, title, stage, score, signals}].
+- ``fact_conflict``: subject ``deal_fact:<deal id>:<key>:<signature of the values>``; payload
+  ``deal_id``, ``deal``, ``key``, ``field``, ``values`` and the value fields above for the newest.
+- ``crm_conflict``: subject ``crm_write:<write id>:<new payload hash>``; payload ``write_id``,
+  ``idempotency_key``, ``stored_hash``, ``new_hash``, ``new_payload``.
+- ``job_failed``: subject ``job:<job id>``; payload ``job_id``, ``task``, ``attempts``, ``error``.
 """
 
 from __future__ import annotations
@@ -16,14 +39,25 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from deals.models import AssociationCandidate, ThreadLink
-from extraction.models import FieldValue
+from review.handlers import handler_for
 from review.models import ReviewItem
-from workspaces.selectors import policy_for
+from workspaces.selectors import membership_get, policy_for
 from workspaces.services import audit_event_record
 
+Reason = ReviewItem.Reason
 DECISIONS = ("approve", "edit", "reject")
-FOLLOW_UP_TASK = "crm_sync_thread"
+_VALUE = {"field", "field_type", "proposed_value", "confidence", "evidence", "grounded", "other_values"}
+PAYLOAD_KEYS: dict[str, set[str]] = {
+    Reason.LOW_CONFIDENCE: _VALUE | {"threshold"},
+    Reason.ALWAYS_REVIEW: _VALUE | {"threshold"},
+    Reason.UNGROUNDED: _VALUE | {"threshold"},
+    Reason.AUDIT_SAMPLE: _VALUE,
+    Reason.CONFLICT: _VALUE | {"verified_value", "verified_id"},
+    Reason.ASSOCIATION: {"candidates"},
+    Reason.FACT_CONFLICT: _VALUE | {"deal_id", "deal", "key", "values"},
+    Reason.CRM_CONFLICT: {"write_id", "idempotency_key", "stored_hash", "new_hash", "new_payload"},
+    Reason.JOB_FAILED: {"job_id", "task", "attempts", "error"},
+}
 
 
 class ReviewConflict(Exception):
@@ -32,6 +66,110 @@ class ReviewConflict(Exception):
 
 class ReviewInvalid(ValueError):
     """The decision does not fit the item (an edit without a value, an undo too late...)."""
+
+
+# --- opening, refreshing, closing ------------------------------------------------------------
+
+
+def review_item_open(
+    *,
+    workspace_id: int,
+    reason: str,
+    subject: str,
+    payload: dict,
+    thread_id: int | None = None,
+    field_value_id: int | None = None,
+    association_candidate_id: int | None = None,
+    once: bool = False,
+    job_id: int | None = None,
+) -> tuple[ReviewItem | None, bool]:
+    """Open an item for a person about ``subject`` (inside its workspace context); returns
+    ``(item, created)``. An open item of the same subject and reason is refreshed with the
+    payload instead of opening a second; with ``once``, a subject that ever had an item gets
+    no new one (``(None, False)``): a person's earlier answer stands."""
+    missing = PAYLOAD_KEYS[reason] - set(payload)
+    if missing:
+        raise ValueError(f"a {reason} review item's payload needs {', '.join(sorted(missing))}")
+    items = ReviewItem.objects.filter(subject_key=subject, reason=reason)
+    current = items.filter(status=ReviewItem.Status.OPEN).order_by("-pk").first()
+    if current is not None:
+        fresh = {**current.payload_json, **payload}
+        if fresh != current.payload_json:
+            ReviewItem.objects.filter(pk=current.pk).update(payload_json=fresh)
+            current.payload_json = fresh
+        return current, False
+    if once and items.exists():
+        return None, False
+    item = ReviewItem.objects.create(
+        workspace_id=workspace_id,
+        thread_id=thread_id,
+        field_value_id=field_value_id,
+        association_candidate_id=association_candidate_id,
+        reason=reason,
+        subject_key=subject,
+        payload_json=payload,
+    )
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="review_item.opened",
+        thread_id=thread_id,
+        job_id=job_id,
+        data={"review_item_id": item.pk, "reason": reason, "subject": subject, "field": payload.get("field")},
+    )
+    return item, True
+
+
+def review_items_refresh(*, subject: str, payload: dict) -> int:
+    """Bring the open items of ``subject`` up to date (their subject changed, not the question)."""
+    changed = 0
+    for item in ReviewItem.objects.filter(subject_key=subject, status=ReviewItem.Status.OPEN):
+        fresh = {**item.payload_json, **payload}
+        if fresh != item.payload_json:
+            changed += ReviewItem.objects.filter(pk=item.pk).update(payload_json=fresh)
+    return changed
+
+
+def review_items_close(
+    *, workspace_id: int, why: str, subjects=(), subject_prefix: str = "", thread_id: int | None = None
+) -> list[int]:
+    """Dismiss the open items of these subjects (or of every subject starting with the
+    prefix): their question has gone (a newer value, a clear link). Returns their ids."""
+    if not subjects and not subject_prefix:
+        return []
+    items = ReviewItem.objects.filter(status=ReviewItem.Status.OPEN)
+    items = items.filter(subject_key__in=list(subjects)) if subjects else items
+    items = items.filter(subject_key__startswith=subject_prefix) if subject_prefix else items
+    ids = list(items.values_list("pk", flat=True))
+    if not ids:
+        return []
+    ReviewItem.objects.filter(pk__in=ids, status=ReviewItem.Status.OPEN).update(
+        status=ReviewItem.Status.DISMISSED, resolved_at=timezone.now(), version=F("version") + 1, claimed_until=None
+    )
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="review_item.dismissed",
+        thread_id=thread_id,
+        data={"review_item_ids": ids, "why": why},
+    )
+    return ids
+
+
+def review_item_exists(*, subject: str) -> bool:
+    return ReviewItem.objects.filter(subject_key=subject).exists()
+
+
+def job_failed_item_open(*, workspace_id: int, job_id: int, task: str, attempts: int, error: str) -> None:
+    """The queue gave up on a job (registered with ``jobs.hooks`` at startup)."""
+    review_item_open(
+        workspace_id=workspace_id,
+        reason=Reason.JOB_FAILED,
+        subject=f"job:{job_id}",
+        payload={"job_id": job_id, "task": task, "attempts": attempts, "error": error[:500]},
+        job_id=job_id,
+    )
+
+
+# --- claims ------------------------------------------------------------------------------------
 
 
 def review_item_claim(*, item: ReviewItem, user) -> bool:
@@ -72,120 +210,66 @@ def review_item_resolve(*, item_id: int, reviewer, decision: str, version: int, 
         raise ReviewInvalid(f"unknown decision {decision!r}")
     if decision == "edit" and value is None:
         raise ReviewInvalid("an edit needs the corrected value")
+    return _decide(item_id=item_id, reviewer=reviewer, version=version, decision=decision, value=value)
+
+
+@transaction.atomic
+def association_resolve(*, item_id: int, reviewer, version: int, choice: str, deal_id: int | None = None) -> ReviewItem:
+    """Link the thread to the chosen deal, to none, or ask for a new deal (carried out by the
+    deals app's handler). The choice sticks: automatic linking never overrides it."""
+    if choice not in ("deal", "none", "new_deal") or (choice == "deal") != (deal_id is not None):
+        raise ReviewInvalid("choose one of the candidate deals, none, or a new deal")
+    return _decide(
+        item_id=item_id,
+        reviewer=reviewer,
+        version=version,
+        decision="associate",
+        value={"choice": choice, "deal_id": deal_id},
+        only=Q(association_candidate__isnull=False),
+    )
+
+
+_AUDIT = {"approve": "review_item.approved", "edit": "review_item.edited", "reject": "review_item.rejected"}
+
+
+def _decide(*, item_id: int, reviewer, version: int, decision: str, value, only: Q | None = None) -> ReviewItem:
     now = timezone.now()
     status = ReviewItem.Status.REJECTED if decision == "reject" else ReviewItem.Status.APPROVED
     updated = ReviewItem.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(assigned_to=reviewer),
+        only or Q(),
         pk=item_id,
         status=ReviewItem.Status.OPEN,
         version=version,
     ).update(status=status, resolved_by=reviewer, resolved_at=now, version=F("version") + 1, claimed_until=None)
-    item = ReviewItem.objects.select_related("field_value", "resolved_by").get(pk=item_id)
+    item = ReviewItem.objects.select_related("resolved_by").get(pk=item_id)
     if not updated:
         raise ReviewConflict(_conflict_message(item, reviewer))
-    changes = _apply(item, decision, value, reviewer, now)
-    jobs = _follow_up(item, decision)
+    changes = handler_for(item.reason).decide(item=item, decision=decision, value=value, reviewer=reviewer, at=now)
+    label = f"association:{value['choice']}" if decision == "associate" else decision
     item.payload_json = {
         **item.payload_json,
-        "last_decision": {
-            "decision": decision,
-            "by": reviewer.pk,
-            "at": now.isoformat(),
-            "changes": changes,
-            "jobs": jobs,
-        },
+        "last_decision": {"decision": label, "by": reviewer.pk, "at": now.isoformat(), "changes": changes},
     }
     item.save(update_fields=["payload_json"])
-    _deal_facts_follow_up(item)
+    if decision == "associate":
+        audit_type, data = "association.resolved", {"choice": value["choice"], "deal_id": value["deal_id"]}
+    else:
+        audit_type, data = _AUDIT[decision], {"changes": changes, "value": value}
     audit_event_record(
         workspace_id=item.workspace_id,
-        type=f"review_item.{decision}d" if decision != "edit" else "review_item.edited",
+        type=audit_type,
         actor=reviewer,
         thread_id=item.thread_id,
-        data={"review_item_id": item.pk, "reason": item.reason, "changes": changes, "value": value},
+        data={"review_item_id": item.pk, "reason": item.reason, **data},
     )
     return item
 
 
-def _apply(item: ReviewItem, decision: str, value, reviewer, now) -> list[dict]:
-    """Set the statuses the decision implies; return [{id, from, to}] (and created values) for undo."""
-    changes: list[dict] = []
-    target = item.field_value
-    if target is None:
-        return changes
-
-    def move(field_value: FieldValue, to: str) -> None:
-        changes.append({"id": field_value.pk, "from": field_value.status, "to": to})
-        FieldValue.objects.filter(pk=field_value.pk).update(status=to, decided_by=reviewer, decided_at=now)
-
-    if decision == "reject":
-        move(target, FieldValue.Status.REJECTED)
-        return changes
-    chosen = target
-    if decision == "edit":
-        chosen = FieldValue.objects.create(
-            workspace_id=target.workspace_id,
-            run_id=target.run_id,
-            thread_id=target.thread_id,
-            field_key=target.field_key,
-            field_value_json=value,
-            confidence=1.0,
-            evidence_json=target.evidence_json,
-            grounded=target.grounded,
-            status=FieldValue.Status.VERIFIED,
-            decided_by=reviewer,
-            decided_at=now,
-        )
-        changes.append({"id": chosen.pk, "from": None, "to": FieldValue.Status.VERIFIED, "created": True})
-        move(target, FieldValue.Status.SUPERSEDED)
-    else:
-        move(target, FieldValue.Status.VERIFIED)
-    others = FieldValue.objects.filter(
-        thread_id=target.thread_id,
-        field_key=target.field_key,
-        status__in=[FieldValue.Status.VERIFIED, FieldValue.Status.ACCEPTED, FieldValue.Status.PROPOSED],
-    ).exclude(pk__in=[target.pk, chosen.pk])
-    for other in others:
-        move(other, FieldValue.Status.SUPERSEDED)
-    return changes
-
-
-def _follow_up(item: ReviewItem, decision: str) -> list[int]:
-    """Queue the CRM write for the thread after commit, due when the undo window has passed."""
-    from jobs.registry import task_get
-
-    if decision == "reject" or item.thread_id is None or task_get(FOLLOW_UP_TASK) is None:
-        return []
-    from jobs.services import enqueue
-
-    window = policy_for(workspace_id=item.workspace_id)["undo_window_seconds"]
-    job = enqueue(
-        FOLLOW_UP_TASK,
-        workspace=item.workspace_id,
-        payload={"thread_id": item.thread_id},
-        run_after=timezone.now() + timedelta(seconds=window),
-        dedupe_key=f"crm-thread:{item.thread_id}:{item.pk}",
-    )
-    return [job.pk] if job is not None and job.pk else []
-
-
-def _deal_facts_follow_up(item: ReviewItem, deal_ids=()) -> None:
-    """A decision changes which values (or which deal) stand: the deal's facts follow, on commit."""
-    if item.thread_id is None:
-        return
-    from deals.services import thread_facts_enqueue
-
-    thread_facts_enqueue(
-        workspace_id=item.workspace_id,
-        thread_id=item.thread_id,
-        deal_ids=list(deal_ids),
-        key=f"{item.pk}:v{item.version}",
-    )
-
-
 @transaction.atomic
 def review_item_undo(*, item_id: int, user) -> ReviewItem:
-    """Reopen a decided item within the policy's undo window and restore what the decision changed."""
+    """Reopen a decided item within the policy's undo window; the subject's owner puts back
+    what the decision changed."""
     item = ReviewItem.objects.select_for_update().get(pk=item_id)
     last = item.payload_json.get("last_decision")
     if item.status == ReviewItem.Status.OPEN or not last:
@@ -195,40 +279,20 @@ def review_item_undo(*, item_id: int, user) -> ReviewItem:
         raise ReviewInvalid(f"the undo window ({window} s) has passed")
     if item.resolved_by_id != user.pk and not _is_admin(user, item.workspace_id):
         raise ReviewInvalid("only the reviewer who decided, or an admin, can undo this")
-    for change in reversed(last["changes"]):
-        if change.get("created"):
-            FieldValue.objects.filter(pk=change["id"]).update(status=FieldValue.Status.REJECTED)
-        else:
-            FieldValue.objects.filter(pk=change["id"]).update(status=change["from"], decided_by=None, decided_at=None)
-    cancelled = _cancel_jobs(last.get("jobs", []))
-    if item.association_candidate_id:
-        _association_reopen(item.association_candidate_id)
+    handler_for(item.reason).undo(item=item, changes=last.get("changes") or {}, user=user)
     item.status, item.resolved_by, item.resolved_at = ReviewItem.Status.OPEN, None, None
     item.version += 1
     item.assigned_to, item.claimed_until = user, timezone.now() + timedelta(seconds=60)
     item.payload_json = {k: v for k, v in item.payload_json.items() if k != "last_decision"}
     item.save()
-    _deal_facts_follow_up(item, deal_ids=[(last.get("previous_link") or {}).get("deal_id")])
     audit_event_record(
         workspace_id=item.workspace_id,
         type="review_item.undone",
         actor=user,
         thread_id=item.thread_id,
-        data={"review_item_id": item.pk, "undid": last["decision"], "cancelled_jobs": cancelled},
+        data={"review_item_id": item.pk, "undid": last["decision"]},
     )
     return item
-
-
-def _cancel_jobs(job_ids: list[int]) -> list[int]:
-    if not job_ids:
-        return []
-    from jobs.models import Job
-
-    queued = list(Job.objects.filter(pk__in=job_ids, status=Job.Status.QUEUED).values_list("pk", flat=True))
-    Job.objects.filter(pk__in=queued, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED, finished_at=timezone.now()
-    )
-    return queued
 
 
 def review_item_skip(*, item: ReviewItem, user) -> None:
@@ -243,99 +307,10 @@ def review_item_skip(*, item: ReviewItem, user) -> None:
     )
 
 
-# --- deal associations -------------------------------------------------------------------
-
-
-@transaction.atomic
-def association_resolve(*, item_id: int, reviewer, version: int, choice: str, deal_id: int | None = None) -> ReviewItem:
-    """Link the thread to the chosen deal, to none, or ask for a new deal. The choice sticks:
-    automatic linking never overrides a resolved candidate."""
-    if choice not in ("deal", "none", "new_deal") or (choice == "deal") != (deal_id is not None):
-        raise ReviewInvalid("choose one of the candidate deals, none, or a new deal")
-    now = timezone.now()
-    updated = ReviewItem.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(assigned_to=reviewer),
-        pk=item_id,
-        status=ReviewItem.Status.OPEN,
-        version=version,
-        association_candidate__isnull=False,
-    ).update(
-        status=ReviewItem.Status.APPROVED,
-        resolved_by=reviewer,
-        resolved_at=now,
-        version=F("version") + 1,
-        claimed_until=None,
-    )
-    item = ReviewItem.objects.select_related("association_candidate", "resolved_by").get(pk=item_id)
-    if not updated:
-        raise ReviewConflict(_conflict_message(item, reviewer))
-    candidate = item.association_candidate
-    candidate_ids = {c.get("deal_id") for c in candidate.candidates_json}
-    if choice == "deal" and deal_id not in candidate_ids:
-        raise ReviewInvalid("that deal is not one of this thread's candidates")
-    previous = (
-        ThreadLink.objects.filter(thread_id=candidate.thread_id)
-        .values("deal_id", "link_confidence", "link_reason", "linked_by")
-        .first()
-    )
-    ThreadLink.objects.filter(thread_id=candidate.thread_id).delete()
-    if choice == "deal":
-        ThreadLink.objects.create(
-            workspace_id=candidate.workspace_id,
-            thread_id=candidate.thread_id,
-            deal_id=deal_id,
-            link_confidence=1.0,
-            link_reason=f"chosen by {reviewer.get_username()} in review",
-            linked_by=ThreadLink.LinkedBy.REVIEWER,
-        )
-    AssociationCandidate.objects.filter(pk=candidate.pk).update(
-        status=AssociationCandidate.Status.RESOLVED,
-        decision=choice,
-        chosen_deal_id=deal_id,
-        resolved_by=reviewer,
-        resolved_at=now,
-    )
-    item.payload_json = {
-        **item.payload_json,
-        "last_decision": {
-            "decision": f"association:{choice}",
-            "by": reviewer.pk,
-            "at": now.isoformat(),
-            "changes": [],
-            "jobs": [],
-            "previous_link": previous,
-        },
-    }
-    item.save(update_fields=["payload_json"])
-    _deal_facts_follow_up(item, deal_ids=[(previous or {}).get("deal_id")])
-    audit_event_record(
-        workspace_id=item.workspace_id,
-        type="association.resolved",
-        actor=reviewer,
-        thread_id=candidate.thread_id,
-        data={"review_item_id": item.pk, "candidate_id": candidate.pk, "choice": choice, "deal_id": deal_id},
-    )
-    return item
-
-
-def _association_reopen(candidate_id: int) -> None:
-    candidate = AssociationCandidate.objects.get(pk=candidate_id)
-    item = ReviewItem.objects.filter(association_candidate_id=candidate_id).order_by("-resolved_at").first()
-    previous = (item.payload_json.get("last_decision") or {}).get("previous_link") if item else None
-    ThreadLink.objects.filter(thread_id=candidate.thread_id).delete()
-    if previous:
-        ThreadLink.objects.create(workspace_id=candidate.workspace_id, thread_id=candidate.thread_id, **previous)
-    AssociationCandidate.objects.filter(pk=candidate_id).update(
-        status=AssociationCandidate.Status.OPEN, decision="", chosen_deal=None, resolved_by=None, resolved_at=None
-    )
-
-
 # --- helpers -----------------------------------------------------------------------------
 
 
 def _is_admin(user, workspace_id: int) -> bool:
-    from workspaces.selectors import membership_get
-
     membership = membership_get(user=user, workspace_id=workspace_id)
     return bool(membership and membership.role == membership.Role.ADMIN)
 

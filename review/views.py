@@ -6,39 +6,17 @@ sets the row-level-security context); viewers read, reviewers and admins decide.
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from deals.models import Deal
-from extraction.schemas import schema_get
-from review import selectors, services
+from review import handlers, selectors, services
 from review.forms import CURRENCIES, initial_for, value_from_post
 from review.models import ReviewItem
+from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
-
-
-def member_required(*, decide: bool = False):
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapped(request, workspace_slug, *args, **kwargs):
-            membership = getattr(request, "membership", None)
-            if membership is None or request.workspace.slug != workspace_slug:
-                raise Http404("No such workspace")
-            if decide and not membership.can_decide:
-                raise PermissionDenied("Viewers can read the queue but not decide.")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def _queue_url(request, filters: selectors.QueueFilters) -> str:
@@ -72,7 +50,7 @@ def queue(request):
             if next_cursor
             else "",
             "first_page_url": _queue_url(request, filters) if request.GET.get("after") else "",
-            "fields": schema_get(policy_for(workspace_id=request.workspace.pk)["schema"]).keys,
+            "fields": handlers.field_keys(policy_for(workspace_id=request.workspace.pk)),
         },
     )
 
@@ -91,9 +69,7 @@ def item(request, pk, *, edit_error: str = "", status: int = 200):
         held_by_other = not services.review_item_claim(item=review_item, user=request.user)
     prev_id, next_id = selectors.queue_neighbours(item=review_item, filters=filters, user=request.user)
     policy = policy_for(workspace_id=request.workspace.pk)
-    field_key = review_item.payload_json.get("field")
-    schema = schema_get(policy["schema"])
-    field_type = schema.field(field_key).type if field_key in schema.keys else "text"
+    field_type = _field_type(review_item, policy)
     proposed = review_item.payload_json.get("proposed_value")
     context = {
         "item": review_item,
@@ -130,23 +106,15 @@ def _can_undo(review_item: ReviewItem, request) -> bool:
 
 
 def _candidates(review_item: ReviewItem) -> list[dict]:
-    candidate = review_item.association_candidate
-    if candidate is None:
+    """The association's candidate deals as its payload describes them, best first."""
+    if review_item.reason != ReviewItem.Reason.ASSOCIATION:
         return []
-    deals = Deal.objects.in_bulk([c.get("deal_id") for c in candidate.candidates_json])
+    chosen = ((review_item.payload_json.get("last_decision") or {}).get("changes") or {}).get("deal_id")
     rows = []
-    for entry in sorted(candidate.candidates_json, key=lambda c: -float(c.get("score", 0))):
-        deal = deals.get(entry.get("deal_id"))
-        if deal is not None:
-            signals = sorted((entry.get("signals") or {}).items(), key=lambda kv: -float(kv[1]))
-            rows.append(
-                {
-                    "deal": deal,
-                    "score": entry.get("score", 0),
-                    "signals": signals,
-                    "chosen": candidate.chosen_deal_id == deal.pk,
-                }
-            )
+    for entry in sorted(review_item.payload_json.get("candidates", []), key=lambda c: -float(c.get("score", 0))):
+        signals = sorted((entry.get("signals") or {}).items(), key=lambda kv: -float(kv[1]))
+        deal = {"pk": entry.get("deal_id"), "title": entry.get("title", ""), "stage": entry.get("stage", "")}
+        rows.append({"deal": deal, "score": entry.get("score", 0), "signals": signals, "chosen": chosen == deal["pk"]})
     return rows
 
 
@@ -170,7 +138,9 @@ def decide(request, pk):
         elif action in ("approve", "reject"):
             services.review_item_resolve(item_id=pk, reviewer=request.user, decision=action, version=version)
         elif action == "edit":
-            value = value_from_post(_field_type(review_item, request), request.POST)
+            value = value_from_post(
+                _field_type(review_item, policy_for(workspace_id=request.workspace.pk)), request.POST
+            )
             services.review_item_resolve(
                 item_id=pk, reviewer=request.user, decision="edit", version=version, value=value
             )
@@ -194,10 +164,10 @@ def _done_message(action: str) -> str:
     return {"approve": "Approved.", "reject": "Rejected.", "edit": "Edited and approved."}[action] + " Press u to undo."
 
 
-def _field_type(review_item: ReviewItem, request) -> str:
-    schema = schema_get(policy_for(workspace_id=request.workspace.pk)["schema"])
-    key = review_item.payload_json.get("field")
-    return schema.field(key).type if key in schema.keys else "text"
+def _field_type(review_item: ReviewItem, policy: dict) -> str:
+    """The value type an edit asks for, as the owner of the item's subject says."""
+    handler = handlers.handler_for(review_item.reason)
+    return handler.field_type(item=review_item, policy=policy) if handler.field_type else "text"
 
 
 def _next_after(request, review_item: ReviewItem, filters: selectors.QueueFilters) -> str:

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
 from config.named_sql import NamedQueries
-from jobs.services import enqueue
+from pipeline import stages
 from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
 from threads.ingest.parse import ParsedMessage, clean_text, message_parse
 from threads.ingest.reply import is_forward, reply_text
@@ -32,7 +32,6 @@ from workspaces.services import audit_event_record
 logger = logging.getLogger(__name__)
 
 _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
-EXTRACT_TASK = "extract_thread"
 IMPORT_BATCH = 200
 RAW_INLINE_MAX = 256 * 1024
 _RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["message_raw_write"]
@@ -244,20 +243,12 @@ def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
 
 
 def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
-    """One extraction job per thread; a job already waiting for the thread is enough."""
+    """Tell the pipeline which threads got new mail: one extraction per thread follows."""
+    workspace_id = getattr(workspace, "pk", workspace)
     with workspace_context(workspace):
         existing = set(Thread.objects.filter(pk__in=list(thread_ids)).values_list("pk", flat=True))
         for thread_id in sorted(existing):
-            try:
-                with transaction.atomic():
-                    enqueue(
-                        EXTRACT_TASK,
-                        workspace=workspace,
-                        payload={"thread_id": thread_id},
-                        dedupe_key=f"extract:{thread_id}",
-                    )
-            except IntegrityError:
-                pass
+            stages.emit(stages.THREAD_CHANGED, workspace_id=workspace_id, thread_id=thread_id)
 
 
 def message_ingest(*, workspace, raw: bytes, source: str, enqueue_extraction: bool = True) -> IngestResult:

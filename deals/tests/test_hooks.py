@@ -6,12 +6,13 @@ import pytest
 
 from deals import tasks
 from deals.models import ThreadLink
-from deals.services import deal_save, readiness_enqueue
-from deals.tests.factories import DealFactFactory, DealFactory
+from deals.services import deal_save
+from deals.tests.factories import DealFactory
 from extraction.models import FieldValue
 from extraction.services import extraction_run_execute
 from extraction.tests.factories import FieldValueFactory
 from jobs.models import Job
+from pipeline import stages
 from review.services import review_item_resolve
 from review.tests.factories import ReviewItemFactory
 from threads.tests.factories import MessageFactory, ThreadFactory
@@ -46,7 +47,9 @@ def test_a_review_approval_queues_the_thread_s_deal_facts(ws):
     value = FieldValueFactory(workspace=ws, status=FieldValue.Status.PROPOSED)
     item = ReviewItemFactory(workspace=ws, thread=value.thread, field_value=value, payload_json={"field": "budget"})
     review_item_resolve(item_id=item.pk, reviewer=reviewer, decision="approve", version=0)
-    assert queued("deal_facts_update") == [{"thread_id": value.thread_id, "deal_ids": []}]
+    assert queued("deal_facts_update") == [{"thread_id": value.thread_id}]
+    assert queued("crm_sync_thread") == [{"thread_id": value.thread_id}]
+    assert queued("link_thread") == [{"thread_id": value.thread_id}]
 
 
 def test_a_saved_deal_queues_relink_which_links_the_threads_its_people_took_part_in(ws):
@@ -70,12 +73,13 @@ def test_a_saved_deal_queues_relink_which_links_the_threads_its_people_took_part
     assert ThreadLink.objects.count() == 1
 
 
-def test_readiness_jobs_are_deduplicated_on_the_newest_fact(ws):
+def test_readiness_jobs_coalesce_per_deal_and_a_running_one_runs_again(ws):
     deal = DealFactory(workspace=ws)
-    DealFactFactory(workspace=ws, deal=deal)
-    readiness_enqueue(workspace_id=ws.pk, deal_id=deal.pk)
-    readiness_enqueue(workspace_id=ws.pk, deal_id=deal.pk)
-    assert len(queued("deal_readiness_recompute")) == 1
-    DealFactFactory(workspace=ws, deal=deal, key="need")
-    readiness_enqueue(workspace_id=ws.pk, deal_id=deal.pk)
-    assert len(queued("deal_readiness_recompute")) == 2
+    stages.emit(stages.FACTS_CHANGED, workspace_id=ws.pk, deal_id=deal.pk)
+    stages.emit(stages.FACTS_CHANGED, workspace_id=ws.pk, deal_id=deal.pk)
+    [job] = Job.objects.filter(task="deal_readiness_recompute")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)  # as a worker's claim leaves it
+    stages.emit(stages.FACTS_CHANGED, workspace_id=ws.pk, deal_id=deal.pk)
+    job.refresh_from_db()
+    assert Job.objects.filter(task="deal_readiness_recompute").count() == 1
+    assert job.rerun_after is not None  # the facts changed while it ran: it runs once more

@@ -97,7 +97,9 @@ def test_deal_page_shows_gauge_keys_states_evidence_links_threads_and_crm_log(ws
     assert "“budget is $25k”" in html
     assert "confirmed" in html and "suggested" in html and "missing" in html
     assert "About Northwind pilot" in html
-    assert "Dry run" in html
+    crm_page = reverse("crm:deal", kwargs={"workspace_slug": "acme", "pk": deal.pk})
+    assert f'href="{crm_page}"' in html  # the write log is the CRM app's page
+    assert "Dry run" in client.get(crm_page).content.decode()
 
 
 def test_deal_page_of_another_workspace_is_not_found(ws, client):

@@ -221,39 +221,46 @@ def test_undoing_an_association_restores_the_previous_link(ws, people, associati
     assert candidate.status == "open" and candidate.decision == ""
 
 
-@pytest.fixture
-def follow_up_task():
-    """A stand-in for the CRM write that follows a decision, registered for this test only."""
-    from jobs import registry
+def test_one_crm_sync_per_thread_waits_out_the_latest_decision_s_undo_window(ws, people):
+    from jobs.models import Job
 
-    saved = registry._REGISTRY.get("crm_sync_thread")
-    registry.task("crm_sync_thread", max_attempts=3)(lambda payload, *, job: None)
-    yield
-    if saved is None:
-        registry._REGISTRY.pop("crm_sync_thread", None)
-    else:
-        registry._REGISTRY["crm_sync_thread"] = saved
+    rita, _ = people
+    thread = ThreadFactory(workspace=ws)
+    first = item_for(ws, value=FieldValueFactory(workspace=ws, thread=thread, field_key="budget"))
+    second = item_for(ws, value=FieldValueFactory(workspace=ws, thread=thread, field_key="need"))
+    window = Policy.objects.get(workspace=ws).policy["undo_window_seconds"]
+    review_item_resolve(item_id=first.pk, reviewer=rita, decision="approve", version=0)
+    job = Job.objects.get(task="crm_sync_thread")
+    assert job.status == "queued" and job.payload == {"thread_id": thread.pk}
+    assert job.run_after >= timezone.now() + timedelta(seconds=window - 5)
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() + timedelta(seconds=1))  # as if time passed
+    review_item_resolve(item_id=second.pk, reviewer=rita, decision="approve", version=0)
+    job.refresh_from_db()
+    assert Job.objects.filter(task="crm_sync_thread").count() == 1
+    assert job.run_after >= timezone.now() + timedelta(seconds=window - 5)  # the later decision's window
 
 
-def test_the_work_after_a_decision_waits_out_the_undo_window_and_an_undo_cancels_it(ws, people, follow_up_task):
+def test_an_undo_leaves_the_sync_queued_and_it_then_writes_nothing_of_the_undone_value(ws, people):
+    from crm.models import CrmWriteLog
+    from crm.services import crm_sync_thread
     from jobs.models import Job
 
     rita, _ = people
     item = item_for(ws)
     review_item_resolve(item_id=item.pk, reviewer=rita, decision="approve", version=0)
-    job = Job.objects.get(task="crm_sync_thread")
-    assert job.status == "queued" and job.payload == {"thread_id": item.thread_id}
-    window = Policy.objects.get(workspace=ws).policy["undo_window_seconds"]
-    assert job.run_after >= timezone.now() + timedelta(seconds=window - 5)
     review_item_undo(item_id=item.pk, user=rita)
-    job.refresh_from_db()
-    assert job.status == "cancelled"
-    assert AuditEvent.objects.get(type="review_item.undone").data_json["cancelled_jobs"] == [job.pk]
+    assert Job.objects.get(task="crm_sync_thread").status == "queued"  # one sync, after the window
+    assert FieldValue.objects.get(pk=item.field_value_id).status == "proposed"
+    assert crm_sync_thread(workspace_id=ws.pk, thread_id=item.thread_id) == []
+    assert not CrmWriteLog.objects.exists()
 
 
-def test_a_rejection_queues_no_crm_write(ws, people, follow_up_task):
+def test_a_rejection_reaches_the_crm_sync_which_has_nothing_to_write(ws, people):
+    from crm.services import crm_sync_thread
     from jobs.models import Job
 
     rita, _ = people
-    review_item_resolve(item_id=item_for(ws).pk, reviewer=rita, decision="reject", version=0)
-    assert not Job.objects.filter(task="crm_sync_thread").exists()
+    item = item_for(ws)
+    review_item_resolve(item_id=item.pk, reviewer=rita, decision="reject", version=0)
+    assert Job.objects.filter(task="crm_sync_thread").count() == 1
+    assert crm_sync_thread(workspace_id=ws.pk, thread_id=item.thread_id) == []

@@ -1,4 +1,8 @@
-"""A demo workspace with an admin and a reviewer, so a new user lands in a working product."""
+"""A demo workspace with an admin and a reviewer, so a new user lands in a working product.
+
+It lives in the deals app because it seeds the demo deals as well as the demo mailbox, and
+the deals app is above threads (an app imports only those below it).
+"""
 
 import secrets
 
@@ -6,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from deals.demo import demo_deals_save
+from threads.demo import demo_mail_import
 from workspaces.models import Workspace
 from workspaces.services import membership_add, workspace_create
 
@@ -39,9 +45,6 @@ class Command(BaseCommand):
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created workspace '{workspace.name}' (/w/{DEMO_SLUG}/)."))
         if not options["no_mail"]:
-            from deals.demo import demo_deals_save
-            from threads.demo import demo_mail_import
-
             deals = demo_deals_save(workspace)
             summary = demo_mail_import(workspace)
             self.stdout.write(

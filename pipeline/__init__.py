@@ -1,0 +1,1 @@
+"""The flow from mail to the CRM: every transition between stages, in ``pipeline.stages``."""

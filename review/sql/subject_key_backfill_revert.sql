@@ -1,0 +1,1 @@
+SELECT 1; -- nothing to undo: the column goes with the migration before
