@@ -285,7 +285,7 @@ def deal_facts_update(*, workspace_id: int, deal_id: int, job_id: int | None = N
                 summary[name] += 1
             if _conflict_check(deal, key, per_key.get(key, []), job_id):
                 summary["conflicts"] += 1
-        if summary["recorded"] or summary["superseded"] or not _readiness_exists(deal):
+        if summary["recorded"] or summary["superseded"]:
             stages.emit(stages.FACTS_CHANGED, workspace_id=workspace_id, deal_id=deal.pk)
     return summary
 
@@ -425,10 +425,6 @@ def _audit(deal: Deal, type: str, data: dict, job_id, thread_id: int | None = No
 
 
 # --- readiness -----------------------------------------------------------------------------
-
-
-def _readiness_exists(deal: Deal) -> bool:
-    return DealReadiness.objects.filter(deal=deal).exists()
 
 
 def deal_readiness_compute(*, workspace_id: int, deal_id: int, job_id: int | None = None) -> list[DealReadiness]:

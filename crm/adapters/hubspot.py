@@ -41,20 +41,27 @@ class HubSpotAdapter(CrmAdapter):
         self.http = Http(
             base_url=base_url or settings.HUBSPOT_BASE_URL, headers={"Authorization": f"Bearer {token}"}, **kwargs
         )
+        self._owners: dict[str, str] = {}  # owner id -> email, for one sync
 
     # --- deals -------------------------------------------------------------------------------
 
     def list_deals(self, *, since: datetime | None = None):
-        """Pages of deals; with ``since``, only those modified at or after it (search API)."""
+        """Pages of deals; with ``since``, only those modified at or after it (search API).
+
+        A HubSpot deal carries neither its customer's domain nor its people: they are its
+        associated company (``domain``) and contacts (``email``), and its owner. Each page is
+        completed with them (batch reads), since linking threads to deals needs them."""
         after = None
         while True:
             if since is None:
                 params = {
                     "limit": PAGE_SIZE,
                     "properties": ",".join(DEAL_PROPERTIES),
+                    "associations": "companies,contacts",
                     **({"after": after} if after else {}),
                 }
                 body = self.http.request("GET", "/crm/v3/objects/deals", idempotent=True, params=params)
+                objects = body.get("results", [])
             else:
                 search = {
                     "filterGroups": [
@@ -74,14 +81,60 @@ class HubSpotAdapter(CrmAdapter):
                     **({"after": after} if after else {}),
                 }
                 body = self.http.request("POST", "/crm/v3/objects/deals/search", idempotent=True, json=search)
-            yield [_deal(obj) for obj in body.get("results", [])]
+                # The search API returns no associations: read each hit with them.
+                objects = [self._deal_with_associations(obj["id"]) for obj in body.get("results", [])]
+            yield self._records(objects)
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
 
+    def _deal_with_associations(self, deal_id: str) -> dict:
+        params = {"properties": ",".join(DEAL_PROPERTIES), "associations": "companies,contacts"}
+        return self.http.request("GET", f"/crm/v3/objects/deals/{deal_id}", idempotent=True, params=params)
+
+    def _records(self, objects: list[dict]) -> list[DealRecord]:
+        """The deals with their company's domain, their contacts' emails and their owner's email."""
+        company_ids = {a["id"] for obj in objects for a in _associated(obj, "companies")}
+        contact_ids = {a["id"] for obj in objects for a in _associated(obj, "contacts")}
+        domains = self._batch_read("companies", company_ids, "domain")
+        emails = self._batch_read("contacts", contact_ids, "email")
+        records = []
+        for obj in objects:
+            record = _deal(obj)
+            companies = [domains[a["id"]] for a in _associated(obj, "companies") if domains.get(a["id"])]
+            record.primary_domain = (companies[0] if companies else "").lower().removeprefix("www.")
+            record.contact_emails = sorted(
+                {emails[a["id"]].lower() for a in _associated(obj, "contacts") if emails.get(a["id"])}
+            )
+            record.owner_email = self._owner_email(record.owner_user_id)
+            records.append(record)
+        return records
+
+    def _batch_read(self, object_type: str, ids: set[str], prop: str) -> dict[str, str]:
+        """``{id: value of prop}`` for the records, 100 per request (the batch API's limit)."""
+        found: dict[str, str] = {}
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 100):
+            body = self.http.request(
+                "POST",
+                f"/crm/v3/objects/{object_type}/batch/read",
+                idempotent=True,
+                json={"properties": [prop], "inputs": [{"id": i} for i in ordered[start : start + 100]]},
+            )
+            for obj in body.get("results", []):
+                found[str(obj["id"])] = (obj.get("properties") or {}).get(prop) or ""
+        return found
+
+    def _owner_email(self, owner_id: str) -> str:
+        if not owner_id:
+            return ""
+        if owner_id not in self._owners:
+            owner = self.http.request("GET", f"/crm/v3/owners/{owner_id}", idempotent=True, ok_missing=True)
+            self._owners[owner_id] = (owner or {}).get("email") or ""
+        return self._owners[owner_id]
+
     def get_deal(self, deal_id: str) -> DealRecord:
-        params = {"properties": ",".join(DEAL_PROPERTIES)}
-        return _deal(self.http.request("GET", f"/crm/v3/objects/deals/{deal_id}", idempotent=True, params=params))
+        return self._records([self._deal_with_associations(deal_id)])[0]
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -163,6 +216,10 @@ class HubSpotAdapter(CrmAdapter):
             "GET", f"/crm/v3/objects/contacts/{email}", idempotent=True, ok_missing=True, params={"idProperty": "email"}
         )
         return found["id"] if found else None
+
+
+def _associated(obj: dict, kind: str) -> list[dict]:
+    return ((obj.get("associations") or {}).get(kind) or {}).get("results") or []
 
 
 def _association(object_id: str, type_id: int) -> dict:

@@ -4,7 +4,7 @@ In HubSpot a deal does not carry its customer's domain or its people: the deal i
 associated with a company (which has the ``domain`` property) and with contacts (which
 have ``email``). ``PortalHubSpot`` keeps those records and answers, in the CRM v3 shapes,
 ``GET /crm/v3/objects/deals[/{id}]?associations=companies,contacts`` (each deal with its
-``associations``), ``GET /crm/v3/objects/companies/{id}`` and, from the base fake,
+``associations``), ``POST /crm/v3/objects/{companies,contacts}/batch/read``, ``GET /crm/v3/objects/companies/{id}`` and, from the base fake,
 ``GET /crm/v3/objects/contacts/{id}``. ``portal_from_csv`` loads the same deals the CSV
 scenarios import, so the two sources describe one set of deals.
 """
@@ -57,6 +57,12 @@ class PortalHubSpot(FakeHubSpot):
         links["contacts"] += list(contacts)
 
     def route(self, r):
+        if r["method"] == "POST" and (
+            match := re.fullmatch(r"/crm/v3/objects/(companies|contacts)/batch/read", r["path"])
+        ):
+            return 200, self._batch_read(match[1], r["body"]), None
+        if r["method"] == "GET" and re.fullmatch(r"/crm/v3/owners/\w+", r["path"]):
+            return 404, {"status": "error", "message": "Owner not found.", "category": "OBJECT_NOT_FOUND"}, None
         if r["method"] == "GET" and (match := re.fullmatch(r"/crm/v3/objects/companies/(\w+)", r["path"])):
             company = self.companies.get(match[1])
             if company is None:
@@ -69,6 +75,24 @@ class PortalHubSpot(FakeHubSpot):
             for deal in body.get("results", [body]):
                 deal["associations"] = self._associations(deal["id"], wanted)
         return status, body, headers
+
+    def _batch_read(self, kind: str, body: dict) -> dict:
+        """``POST /crm/v3/objects/{companies,contacts}/batch/read``: the records asked for by id,
+        with only the properties asked for (HubSpot's BatchResponseSimplePublicObject)."""
+        records = self.companies if kind == "companies" else {c["id"]: c for c in self.contacts.values()}
+        wanted = body.get("properties") or []
+        results = [
+            {
+                "id": records[i["id"]]["id"],
+                "properties": {k: v for k, v in records[i["id"]]["properties"].items() if k in wanted},
+                "createdAt": records[i["id"]]["createdAt"],
+                "updatedAt": records[i["id"]]["updatedAt"],
+                "archived": False,
+            }
+            for i in body.get("inputs", [])
+            if i["id"] in records
+        ]
+        return {"status": "COMPLETE", "results": results, "startedAt": _now(), "completedAt": _now()}
 
     def _associations(self, deal_id: str, wanted: list[str]) -> dict:
         links = self.deal_associations.get(deal_id, {})
