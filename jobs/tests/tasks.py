@@ -66,3 +66,14 @@ def nonatomic(payload, *, job):
     SEEN.append({"in_atomic_block": connection.in_atomic_block, "job": job.id})
     if payload.get("fail"):
         raise RuntimeError(f"boom after the commit on attempt {job.attempt}")
+
+
+@task("test.changes_midway", max_attempts=3, timeout=30)
+def changes_midway(payload, *, job):
+    """Record the run; on the first, ask for the same work again, as a change arriving while a
+    job runs does (the pipeline's coalescing enqueue)."""
+    from jobs.services import enqueue
+
+    record(payload, job=job)
+    if AuditEvent.objects.filter(type="test.ran", job_id=job.id).count() == 1:
+        enqueue("test.changes_midway", workspace=job.workspace_id, payload=payload, dedupe_key="k", coalesce=True)
