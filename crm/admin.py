@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin
 
-from crm.credentials import secret_encrypt
 from crm.models import CrmConnection, CrmWriteLog
+from crm.services import crm_connection_set
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 
 
@@ -46,6 +46,13 @@ class CrmConnectionAdmin(WorkspaceScopedAdmin):
         return "set" if obj and obj.secret_encrypted else "not set"
 
     def save_model(self, request, obj, form, change):
-        if form.cleaned_data.get("new_secret"):
-            obj.secret_encrypted = secret_encrypt(form.cleaned_data["new_secret"])
-        super().save_model(request, obj, form, change)
+        """Through the service, as ``manage.py crm_connect`` does: encrypted and audited."""
+        saved = crm_connection_set(
+            workspace_id=request.workspace.pk if not change else obj.workspace_id,
+            crm=form.cleaned_data["crm"],
+            secret=form.cleaned_data.get("new_secret") or None,
+            instance_url=form.cleaned_data.get("instance_url") or "",
+            actor=request.user,
+            connection_id=obj.pk if change else None,
+        )
+        obj.pk, obj.workspace_id, obj.secret_encrypted = saved.pk, saved.workspace_id, saved.secret_encrypted

@@ -198,17 +198,31 @@ def crm_write_retry(*, workspace_id: int, write_id: int, user=None) -> CrmWriteL
     return row
 
 
-def crm_connection_set(*, workspace_id: int, crm: str, secret: str, instance_url: str = "") -> CrmConnection:
-    """Store (or replace) a workspace's CRM credentials, encrypted."""
+def crm_connection_set(
+    *, workspace_id: int, crm: str, secret: str | None, instance_url: str = "", actor=None, connection_id=None
+) -> CrmConnection:
+    """Store (or replace) a workspace's CRM connection, its token encrypted; ``secret=None``
+    keeps the stored token (the admin's blank field). ``connection_id``: the row the admin
+    edits (its CRM may change). Audited either way, never with the token."""
     from crm.credentials import secret_encrypt
 
     with workspace_context(workspace_id):
-        connection, _ = CrmConnection.objects.update_or_create(
+        fields = {"crm": crm, "instance_url": instance_url}
+        if secret:
+            fields["secret_encrypted"] = secret_encrypt(secret)
+        if connection_id is not None:
+            CrmConnection.objects.filter(pk=connection_id).update(**fields)
+            connection = CrmConnection.objects.get(pk=connection_id)
+        else:
+            connection, _ = CrmConnection.objects.update_or_create(
+                workspace_id=workspace_id, crm=crm, defaults={k: v for k, v in fields.items() if k != "crm"}
+            )
+        audit_event_record(
             workspace_id=workspace_id,
-            crm=crm,
-            defaults={"secret_encrypted": secret_encrypt(secret), "instance_url": instance_url},
+            type="crm.credentials_set" if secret else "crm.connection_updated",
+            actor=actor,
+            data={"crm": crm, "token_changed": bool(secret), "instance_url": instance_url},
         )
-        audit_event_record(workspace_id=workspace_id, type="crm.credentials_set", data={"crm": crm})
     return connection
 
 

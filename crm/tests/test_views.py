@@ -10,6 +10,7 @@ from crm.tests.conftest import policy_set, thread_with_values
 from crm.tests.factories import CrmConnectionFactory
 from jobs import db
 from jobs.models import Job
+from workspaces.models import AuditEvent
 from workspaces.rls import workspace_context
 from workspaces.services import membership_add, workspace_create
 from workspaces.tests.factories import UserFactory
@@ -86,3 +87,13 @@ def test_admin_never_shows_the_secret(ws):
 
     with workspace_context(ws):
         assert secret_decrypt(CrmConnection.objects.get(pk=conn.pk).secret_encrypted) == "pat-new"
+        event = AuditEvent.objects.get(type="crm.credentials_set")  # the admin goes through the service
+        assert (event.actor, event.data_json["token_changed"]) == (admin_user, True)
+        assert "pat-new" not in str(event.data_json)
+    client.post(
+        reverse("admin:crm_crmconnection_change", args=[conn.pk]),
+        {"crm": "hubspot", "instance_url": "", "new_secret": ""},
+    )
+    with workspace_context(ws):
+        assert secret_decrypt(CrmConnection.objects.get(pk=conn.pk).secret_encrypted) == "pat-new"  # blank keeps it
+        assert AuditEvent.objects.filter(type="crm.connection_updated", actor=admin_user).count() == 1
