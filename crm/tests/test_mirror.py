@@ -48,10 +48,13 @@ def test_sync_deals_pages_then_fetches_only_what_changed(workspace, hubspot, mon
         dealstage="closedwon", hs_is_closed="true", hs_lastmodifieddate=datetime.now(UTC).isoformat()
     )
     out = io.StringIO()
+    before = len(hubspot.requests)
     call_command("sync_deals", workspace=workspace.slug, stdout=out)
     # Only what changed since the newest mirrored deal (GTE: that boundary deal comes again).
     assert out.getvalue().strip() == "hubspot: 2 deals in 1 pages"
-    assert hubspot.requests[-1]["path"] == "/crm/v3/objects/deals/search"
+    paths = [r["path"] for r in hubspot.requests[before:]]
+    assert "/crm/v3/objects/deals/search" in paths and "/crm/v3/objects/deals" not in paths
+    assert paths.count("/crm/v3/owners/12345") == 1  # the owner's email, looked up once per sync
     assert (_deals(workspace)["7001"].stage, _deals(workspace)["7001"].is_closed) == ("closedwon", True)
 
 

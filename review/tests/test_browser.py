@@ -9,6 +9,7 @@ from deals.tests.factories import DealFactory
 from extraction.models import FieldValue
 from extraction.tests.factories import FieldValueFactory
 from review.models import ReviewItem
+from review.services import review_item_open
 from tests.browser import requires_chromium
 from threads.tests.factories import MessageFactory, ThreadFactory
 from workspaces.rls import workspace_context
@@ -134,20 +135,19 @@ def test_resolve_an_association_candidate_by_mouse(page, live_server, workspace)
             DealFactory(workspace=workspace, title="Acme East expansion"),
             DealFactory(workspace=workspace, title="Acme West renewal"),
         )
-        candidate = AssociationCandidate.objects.create(
-            workspace=workspace,
-            thread=thread,
-            candidates_json=[
-                {"deal_id": east.pk, "score": 0.72, "signals": {"domain": 1.0, "title": 0.31}},
-                {"deal_id": west.pk, "score": 0.70, "signals": {"domain": 1.0, "title": 0.88}},
-            ],
-        )
-        item = ReviewItem.objects.create(
-            workspace=workspace,
-            thread=thread,
-            association_candidate=candidate,
+        rows = [
+            {"deal_id": east.pk, "score": 0.72, "signals": {"domain": 1.0, "title": 0.31}},
+            {"deal_id": west.pk, "score": 0.70, "signals": {"domain": 1.0, "title": 0.88}},
+        ]
+        candidate = AssociationCandidate.objects.create(workspace=workspace, thread=thread, candidates_json=rows)
+        titles = {east.pk: east.title, west.pk: west.title}
+        item, _ = review_item_open(  # as deals support opens it
+            workspace_id=workspace.pk,
             reason=ReviewItem.Reason.ASSOCIATION,
-            payload_json={"candidate_id": candidate.pk},
+            subject=f"association:{candidate.pk}",
+            thread_id=thread.pk,
+            association_candidate_id=candidate.pk,
+            payload={"candidates": [{**r, "title": titles[r["deal_id"]], "stage": "negotiation"} for r in rows]},
         )
     log_in(page, live_server)
     page.goto(f"{live_server.url}/w/acme/review/items/{item.pk}/")
