@@ -124,3 +124,28 @@ def test_credentials_are_encrypted_at_rest_and_never_in_repr(workspace, settings
 
     with pytest.raises(CredentialsUnreadable):
         secret_decrypt(conn.secret_encrypted)
+
+
+def test_synced_hubspot_deals_carry_their_company_domain_and_contacts_full_and_incremental(workspace, settings):
+    """A HubSpot deal's domain and people are its associations; linking needs both."""
+    from tests.journeys.hubspot import PortalHubSpot
+
+    with PortalHubSpot() as portal:
+        settings.HUBSPOT_BASE_URL = portal.base_url
+        policy_set(workspace, crm="hubspot")
+        connect(workspace)
+        portal.add_deal("8100", dealname="Kestrel Pay - inbox", hs_lastmodifieddate="2026-11-01T00:00:00Z")
+        company = portal.add_company("WWW.KestrelPay.com", "Kestrel Pay")
+        portal.associate("8100", companies=[company], contacts=[portal.add_contact("Ana.Ruiz@kestrelpay.com")])
+        call_command("sync_deals", workspace=workspace.slug, stdout=io.StringIO())
+        deal = _deals(workspace)["8100"]
+        assert (deal.primary_domain, deal.contact_emails) == ("kestrelpay.com", ["ana.ruiz@kestrelpay.com"])
+
+        portal.associate("8100", contacts=[portal.add_contact("li.wei@kestrelpay.com")])
+        portal.deals["8100"]["properties"]["hs_lastmodifieddate"] = datetime.now(UTC).isoformat()
+        call_command("sync_deals", workspace=workspace.slug, stdout=io.StringIO())  # the search path
+        deal = _deals(workspace)["8100"]
+        assert deal.contact_emails == ["ana.ruiz@kestrelpay.com", "li.wei@kestrelpay.com"]
+        with db.queue_role():
+            relinks = Job.objects.filter(task="relink_deals").count()
+        assert relinks >= 1  # a changed deal links its threads again
