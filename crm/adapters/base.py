@@ -83,6 +83,24 @@ class CrmAdapter(ABC):
         """The write made under ``key`` if the CRM has it (recovery after a crash while sending)."""
 
 
+# The most requests one ledger row's send makes, recovery included: a look for the write
+# (the record with our key's history, or a note search), then the write and its lookup (the
+# contact by email, then a PATCH or POST). The lease on a row being sent is derived from it.
+SEND_MAX_REQUESTS = 4
+# httpx applies the timeout to each phase of an attempt: connect, write and read.
+ATTEMPT_PHASES = 3
+
+
+def request_max_seconds() -> float:
+    """The longest one ``Http.request`` can take: every attempt runs into the timeout in each
+    phase, and every retry waits the longest wait."""
+    attempts = settings.CRM_MAX_RETRIES + 1
+    return (
+        attempts * ATTEMPT_PHASES * settings.CRM_TIMEOUT_SECONDS
+        + settings.CRM_MAX_RETRIES * settings.CRM_RETRY_MAX_SECONDS
+    )
+
+
 class Http:
     """An httpx client with the retry rules above. ``sleep`` is replaceable in tests."""
 
