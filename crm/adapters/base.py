@@ -179,18 +179,3 @@ def adapter_for(*, crm: str, connection=None) -> CrmAdapter:
 
         return SalesforceAdapter(token=token, instance_url=connection.instance_url)
     raise ValueError(f"unknown CRM {crm!r}")
-
-
-RECENT_KEYS = 40  # keys kept on a shared record (a deal or contact several threads write)
-
-
-def keys_add(stored: str | None, key: str) -> str:
-    """Our key appended to the record's recent write keys (";"-separated, newest last).
-    Several threads write the same deal or contact, so one "last key" would be overwritten
-    before a crashed sync could look for it."""
-    keys = [k for k in (stored or "").split(";") if k and k != key]
-    return ";".join([*keys[-(RECENT_KEYS - 1) :], key])
-
-
-def keys_has(stored: str | None, key: str) -> bool:
-    return key in (stored or "").split(";")
