@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from crm.models import CrmWriteLog
@@ -69,9 +70,9 @@ def deal_properties(values: dict) -> dict:
     amount = _amount(values.get("budget"))
     if amount is not None:
         out["amount"] = amount
-    timeline = values.get("timeline")
-    if timeline and isinstance(timeline.field_value_json, str) and len(timeline.field_value_json) >= 10:
-        out["close_date"] = timeline.field_value_json[:10]
+    close_date = _close_date(values.get("timeline"))
+    if close_date is not None:
+        out["close_date"] = close_date
     if values.get("next_step"):
         out["next_step"] = _text(values["next_step"].field_value_json)[:255]
     if values.get("need"):
@@ -87,6 +88,22 @@ def _amount(value: FieldValue | None) -> str | None:
     try:
         return str(Decimal(str(raw)).quantize(Decimal("0.01")))
     except (InvalidOperation, ValueError):
+        return None
+
+
+def _close_date(value: FieldValue | None) -> str | None:
+    """The timeline's ISO date. The rules extractor stores ``{"date": "YYYY-MM-DD", "phrase":
+    "end of Q3"}`` (extraction/extractors/rules.py); the schema's bare ISO date string (a
+    model's answer, or an edit) is read too. Anything that is not a valid date is left out."""
+    if value is None:
+        return None
+    raw = value.field_value_json
+    raw = raw.get("date") if isinstance(raw, dict) else raw
+    if not isinstance(raw, str):
+        return None
+    try:
+        return date.fromisoformat(raw.strip()[:10]).isoformat()
+    except ValueError:
         return None
 
 
