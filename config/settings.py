@@ -192,6 +192,8 @@ CRM_CREDENTIALS_KEY = env("CRM_CREDENTIALS_KEY", default="")
 CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=20.0)
 CRM_MAX_RETRIES = env.int("CRM_MAX_RETRIES", default=4)
 CRM_RETRY_MAX_SECONDS = env.float("CRM_RETRY_MAX_SECONDS", default=60.0)
+# The lease on a ledger row being sent; unset: derived from the three above (crm/services.py).
+CRM_SEND_LEASE_SECONDS = env.float("CRM_SEND_LEASE_SECONDS", default=None)
 CRM_DEALS_SYNC_SECONDS = env.int("CRM_DEALS_SYNC_SECONDS", default=900)
 HUBSPOT_BASE_URL = env("HUBSPOT_BASE_URL", default="https://api.hubapi.com")
 SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="62.0")

@@ -46,6 +46,11 @@ class CrmWriteLog(TenantModel):
     response_json = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The lease of the sender that holds a "sending" row (crm/services.py): one sender at a
+    # time; another takes over only after ``lease_expires_at`` (database clock), and only the
+    # owner of the current lease may record the outcome.
+    lease_owner = models.CharField(max_length=64, blank=True, help_text="Token of the claim that holds the row.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -61,6 +66,11 @@ class CrmWriteLog(TenantModel):
             models.CheckConstraint(condition=models.Q(crm__in=CrmKind.values), name="crmwrite_crm_valid"),
             models.CheckConstraint(condition=models.Q(action__in=CrmAction.values), name="crmwrite_action_valid"),
             models.CheckConstraint(condition=models.Q(status__in=CrmWriteStatus.values), name="crmwrite_status_valid"),
+            # A lease always names its owner (the fencing token outcomes are recorded against).
+            models.CheckConstraint(
+                condition=models.Q(lease_expires_at__isnull=True) | ~models.Q(lease_owner=""),
+                name="crmwrite_lease_owned",
+            ),
         ]
 
     def __str__(self):

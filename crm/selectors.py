@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from crm.models import CrmWriteLog
 from deals.models import Deal, ThreadLink
 from extraction.models import FieldValue
 from extraction.selectors import thread_current_values
-from threads.models import Thread
+from threads.ingest.threading import domain_is_internal
+from threads.models import Message, Thread
+from workspaces.models import Workspace
 
 WRITABLE = {FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED}
 NOTE_FIELDS = ("budget", "authority", "need", "timeline", "next_step", "competitors")
+# Values that describe one person: written onto that person's contact record only.
+CONTACT_FIELDS = ("contact_name", "contact_title", "company")
 
 
 def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
@@ -33,11 +38,14 @@ def thread_writes_build(*, thread_id: int, crm: str):
     deal = link.deal if link and (crm == "dry_run" or link.deal.crm == crm) else None
     writes = []
     email = thread.primary_contact_email
-    if email:
+    primary = (email or "").lower()
+    owners = contact_value_owners(thread=thread, values=values)
+    # The thread's primary contact, then anyone else a name, title or company belongs to; each
+    # gets only the values that are theirs.
+    for person in ([primary] if primary else []) + sorted(set(owners.values()) - {primary}):
+        theirs = {key: values[key] for key, owner in owners.items() if owner == person}
         writes.append(
-            PlannedWrite(
-                "upsert_contact", f"contact:{email.lower()}", _contact_payload(email, values), thread_id=thread_id
-            )
+            PlannedWrite("upsert_contact", f"contact:{person}", _contact_payload(person, theirs), thread_id=thread_id)
         )
     if deal is not None:
         properties = deal_properties(values)
@@ -69,9 +77,9 @@ def deal_properties(values: dict) -> dict:
     amount = _amount(values.get("budget"))
     if amount is not None:
         out["amount"] = amount
-    timeline = values.get("timeline")
-    if timeline and isinstance(timeline.field_value_json, str) and len(timeline.field_value_json) >= 10:
-        out["close_date"] = timeline.field_value_json[:10]
+    close_date = _close_date(values.get("timeline"))
+    if close_date is not None:
+        out["close_date"] = close_date
     if values.get("next_step"):
         out["next_step"] = _text(values["next_step"].field_value_json)[:255]
     if values.get("need"):
@@ -90,6 +98,22 @@ def _amount(value: FieldValue | None) -> str | None:
         return None
 
 
+def _close_date(value: FieldValue | None) -> str | None:
+    """The timeline's ISO date. The rules extractor stores ``{"date": "YYYY-MM-DD", "phrase":
+    "end of Q3"}`` (extraction/extractors/rules.py); the schema's bare ISO date string (a
+    model's answer, or an edit) is read too. Anything that is not a valid date is left out."""
+    if value is None:
+        return None
+    raw = value.field_value_json
+    raw = raw.get("date") if isinstance(raw, dict) else raw
+    if not isinstance(raw, str):
+        return None
+    try:
+        return date.fromisoformat(raw.strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
 def _text(raw) -> str:
     if isinstance(raw, dict):
         return ", ".join(str(v) for v in raw.values() if v)
@@ -98,16 +122,57 @@ def _text(raw) -> str:
     return str(raw)
 
 
+def contact_value_owners(*, thread: Thread, values: dict) -> dict[str, str]:
+    """Whose name, title and company each contact value is: the sender of the message its
+    evidence quotes (each value's ``evidence_json`` names its message; the rules extractor
+    reads them from what a person wrote about themselves, "I'm Dana Kim, VP of Operations
+    at Acme", or their sign-off). A value with no evidence, evidence outside this thread,
+    evidence from several senders, or from our own team belongs to no contact and is not
+    written; the thread's primary contact is only one of the people in it."""
+    wanted = {key: values[key] for key in CONTACT_FIELDS if key in values}
+    message_ids = {_message_id(e) for value in wanted.values() for e in value.evidence_json or []} - {None}
+    senders = dict(
+        Message.objects.filter(thread_id=thread.pk, pk__in=message_ids).values_list("pk", "from_email")
+        if message_ids
+        else []
+    )
+    internal = Workspace.objects.values_list("internal_domains", flat=True).get(pk=thread.workspace_id)
+    owners = {}
+    for key, value in wanted.items():
+        people = {(senders.get(_message_id(e)) or "").strip().lower() for e in value.evidence_json or []}
+        if len(people) != 1 or "" in people:
+            continue
+        [person] = people
+        if "@" in person and not domain_is_internal(person, internal):
+            owners[key] = person
+    return owners
+
+
+def _message_id(evidence: dict) -> int | None:
+    try:
+        return int(evidence.get("message_id"))
+    except (TypeError, ValueError):
+        return None
+
+
 def _contact_payload(email: str, values: dict) -> dict:
+    """A contact's properties from the values that are theirs. Shapes: ``contact_name`` is the
+    name as a string (the rules extractor) or a person ``{"name", "title"}`` (the schema's
+    person type); ``contact_title`` and ``company`` are text."""
     properties = {}
     person = values.get("contact_name")
-    if person and isinstance(person.field_value_json, dict) and person.field_value_json.get("name"):
-        first, _, last = person.field_value_json["name"].partition(" ")
+    name = person.field_value_json if person else None
+    name = name.get("name") if isinstance(name, dict) else name
+    if isinstance(name, str) and name.strip():
+        first, _, last = " ".join(name.split()).partition(" ")
         properties.update({"first_name": first, **({"last_name": last} if last else {})})
     if values.get("company"):
         properties["company"] = _text(values["company"].field_value_json)
-    if values.get("contact_title"):
-        properties["job_title"] = _text(values["contact_title"].field_value_json)
+    title = values.get("contact_title")
+    title = title.field_value_json if title else None
+    title = title.get("title") if isinstance(title, dict) else title
+    if title:
+        properties["job_title"] = _text(title)
     return {"email": email.lower(), "properties": properties}
 
 

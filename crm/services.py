@@ -1,11 +1,13 @@
 """The CRM write ledger and what a thread writes.
 
 Every intended write is a ``CrmWriteLog`` row committed before any network call
-(``crm_write_plan``); ``crm_write_execute`` then marks it "sending" (committed), calls the
-CRM with no transaction open, and records the outcome in another short transaction. The
-same key and payload hash never writes twice; the same key with another hash is a conflict
-for a person. A row found "sending" (a crash after the call, before the commit) is first
-looked for in the CRM (our key is stored on the record) and only sent if absent.
+(``crm_write_plan``). ``crm_write_execute`` then claims the row for one sender with a lease
+(owner and expiry, committed), calls the CRM with no transaction open, and records the
+outcome in another short transaction, fenced on the lease: a sender whose lease was taken
+over records nothing. The same key and payload hash never writes twice; the same key with
+another hash is a conflict for a person. A row found "sending" under a live lease belongs to
+another sender and is left alone; one whose lease ran out (its sender died, or gave up on a
+transient error) is recovered: first looked for in the CRM by our key, sent only if absent.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Now
 
 from crm.adapters import CrmClientError, CrmTransientError, adapter_for
+from crm.adapters.base import SEND_MAX_REQUESTS, request_max_seconds
 from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
 from pipeline import stages
@@ -31,8 +38,21 @@ from workspaces.services import audit_event_record
 
 log = logging.getLogger("crm")
 Status = CrmWriteLog.Status
-DONE = {Status.SENT, Status.CONFLICT, Status.SKIPPED}
 CRASH_ENV = "THREADLINE_CRM_CRASH"  # tests only: "before_send" or "after_send" kills the process there
+LEASE_MARGIN_SECONDS = 60.0  # the ledger's own round trips around a send, and scheduling slack
+
+
+def send_lease_seconds() -> float:
+    """How long a claim on a ledger row lasts. It must exceed the longest a send can take, or a
+    sender still waiting on the CRM would see its row taken over and the write made twice. A
+    send is at most ``SEND_MAX_REQUESTS`` requests (recovery included) of at most
+    ``request_max_seconds()`` each (every attempt running into CRM_TIMEOUT_SECONDS in each
+    phase, CRM_MAX_RETRIES retries, each after the longest wait CRM_RETRY_MAX_SECONDS). With
+    the defaults (20 s, 4, 60 s): 4 x 540 s + 60 s = 37 minutes, which is also how long a row
+    whose sender died waits before it is recovered. ``CRM_SEND_LEASE_SECONDS`` overrides it."""
+    if settings.CRM_SEND_LEASE_SECONDS is not None:
+        return float(settings.CRM_SEND_LEASE_SECONDS)
+    return SEND_MAX_REQUESTS * request_max_seconds() + LEASE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -116,24 +136,70 @@ def _conflict(row: CrmWriteLog, payload: dict, digest: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """This sender's hold on a ledger row: the lease token, and whether it took the row over."""
+
+    owner: str
+    recovering: bool
+
+
+def crm_write_claim(*, workspace_id: int, write_id: int) -> tuple[CrmWriteLog, Claim | None]:
+    """Claim a row for this sender with one conditional UPDATE, or leave it (``None``).
+
+    Claimable: "planned" (a first send), or "sending" without a live lease (its sender died,
+    gave up after a transient error, or a person retried a failed write): a recovery, which
+    looks for the write in the CRM before sending anything. A live lease is someone else's
+    send in flight: the row is returned unchanged. The UPDATE repeats the status read just
+    before in its condition, so the recovery flag is that of the row actually claimed, and of
+    two senders racing for a row exactly one matches. Leases use the database's clock only.
+
+    Why a lease and not a row lock (SELECT ... FOR UPDATE) held across the call: the lock lives
+    as long as its transaction, so a transaction (and a pooled connection) would stay open for
+    as long as the CRM takes to answer, minutes with retries, blocking every other reader of
+    the row and cut by any statement or idle-in-transaction timeout; no transaction is ever
+    open across a network call. The lease is a committed fact, visible to every process on
+    every machine, and it runs out by itself when its sender dies.
+    """
+    with workspace_context(workspace_id):
+        row = CrmWriteLog.objects.get(pk=write_id)
+        if row.status not in (Status.PLANNED, Status.SENDING):
+            return row, None
+        owner = uuid.uuid4().hex
+        expires = ExpressionWrapper(Now() + timedelta(seconds=send_lease_seconds()), output_field=DateTimeField())
+        claimed = (
+            CrmWriteLog.objects.filter(pk=write_id, status=row.status)
+            .filter(Q(status=Status.PLANNED) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now()))
+            .update(
+                status=Status.SENDING,
+                lease_owner=owner,
+                lease_expires_at=expires,
+                attempts=F("attempts") + 1,
+                updated_at=Now(),
+            )
+        )
+        recovering = row.status == Status.SENDING
+        row.refresh_from_db()
+    return row, (Claim(owner=owner, recovering=recovering) if claimed else None)
+
+
 def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool = True) -> CrmWriteLog:
     """Send one planned write at most once. Must run outside any transaction.
 
     ``final``: a transient error marks the row "failed" (the last attempt); otherwise the
-    row stays "sending" and the error is raised for the job to retry, recovering first.
+    row stays "sending", its lease released, and the error is raised for the job to retry,
+    recovering first. A row another sender holds is returned as it is (not an error).
     """
     assert not transaction.get_connection().in_atomic_block, "no transaction may be open around a CRM call"
-    with workspace_context(workspace_id):
-        row = CrmWriteLog.objects.select_for_update().get(pk=write_id)
-        if row.status in DONE or row.status in (Status.DRY_RUN, Status.FAILED):
-            return row  # a failed write goes again only through crm_write_retry
-        recovering = row.status == Status.SENDING
-        row.status, row.attempts = Status.SENDING, row.attempts + 1
-        row.save(update_fields=["status", "attempts", "updated_at"])
+    row, claim = crm_write_claim(workspace_id=workspace_id, write_id=write_id)
+    if claim is None:
+        if row.status == Status.SENDING:
+            _look_again_after_lease(row)
+        return row  # done, failed (a person retries it), or another sender's
     _crash_point("before_send")
     try:
         result = None
-        if recovering:
+        if claim.recovering:
             result = adapter.find_write(
                 action=row.action, target=row.target, payload=row.payload_json, key=row.idempotency_key
             )
@@ -143,34 +209,67 @@ def crm_write_execute(*, workspace_id: int, write_id: int, adapter, final: bool 
             )
             _crash_point("after_send")  # tests: the write reached the CRM, the ledger never hears
     except CrmClientError as exc:
-        return _record(workspace_id, write_id, status=Status.FAILED, error=str(exc))
+        return _record(workspace_id, write_id, claim.owner, status=Status.FAILED, error=str(exc))
     except CrmTransientError as exc:
         if final:
-            return _record(workspace_id, write_id, status=Status.FAILED, error=str(exc))
-        _record(workspace_id, write_id, status=Status.SENDING, error=str(exc))
+            return _record(workspace_id, write_id, claim.owner, status=Status.FAILED, error=str(exc))
+        _record(workspace_id, write_id, claim.owner, status=Status.SENDING, error=str(exc))
         raise
-    return _record(workspace_id, write_id, status=Status.SENT, response=result)
+    return _record(workspace_id, write_id, claim.owner, status=Status.SENT, response=result)
 
 
-def _record(workspace_id: int, write_id: int, *, status: str, error: str = "", response=None) -> CrmWriteLog:
+def _record(
+    workspace_id: int, write_id: int, owner: str | None, *, status: str, error: str = "", response=None
+) -> CrmWriteLog:
+    """Record a send's outcome, fenced on the lease: only the claim that holds the row
+    (``owner``) writes it, and ends the lease. A sender whose lease ran out and was taken over
+    changes nothing (the new holder looked in the CRM first and records what it found). A row
+    that became a conflict while its write was in flight still records a write that was made
+    ("sent" stays "sent"). Without an owner (no credentials, nothing was sent) only a row that
+    nobody holds is changed."""
+    fields = {"status": status, "error": error[:4000], "lease_expires_at": None, "updated_at": Now()}
+    if response is not None:
+        fields["response_json"] = response
+    if status == Status.SENT:
+        fields["sent_at"] = Now()
     with workspace_context(workspace_id):
-        row = CrmWriteLog.objects.select_for_update().get(pk=write_id)
-        row.status, row.error = status, error[:4000]
-        if response is not None:
-            row.response_json = response
-        if status == Status.SENT:
-            row.sent_at = timezone.now()
-        row.save()
-        if status in (Status.SENT, Status.FAILED):
+        rows = CrmWriteLog.objects.filter(pk=write_id)
+        if owner is None:
+            rows = rows.filter(status__in=(Status.PLANNED, Status.SENDING)).filter(
+                Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now())
+            )
+        else:
+            held = [Status.SENDING, Status.CONFLICT] if status == Status.SENT else [Status.SENDING]
+            rows = rows.filter(lease_owner=owner, status__in=held)
+        recorded = rows.update(**fields)
+        row = CrmWriteLog.objects.get(pk=write_id)
+        if recorded and status in (Status.SENT, Status.FAILED):
             audit_event_record(
                 workspace_id=workspace_id,
                 type=f"crm.write_{status}",
                 thread_id=row.thread_id,
                 data={"write_id": row.pk, "action": row.action, "crm": row.crm},
             )
-    if status == Status.FAILED:
+    if not recorded:
+        log.warning("crm write %s: this sender no longer holds it; outcome %r not recorded", write_id, status)
+    elif status == Status.FAILED:
         log.warning("crm write %s failed: %s", write_id, error[:200])
     return row
+
+
+def _look_again_after_lease(row: CrmWriteLog) -> None:
+    """A row left alone under another sender's lease. Should that sender die, nobody would come
+    back for it (the job that left it succeeds), so the row's send is asked for again just
+    after the lease runs out: it finds the row sent and does nothing, or recovers it."""
+    if row.lease_expires_at is None:
+        return
+    with workspace_context(row.workspace_id):
+        stages.emit(
+            stages.CRM_WRITE_LEASE_HELD,
+            workspace_id=row.workspace_id,
+            write_id=row.pk,
+            run_after=row.lease_expires_at + timedelta(seconds=1),
+        )
 
 
 def _crash_point(name: str) -> None:
@@ -184,9 +283,10 @@ def crm_write_retry(*, workspace_id: int, write_id: int, user=None) -> CrmWriteL
         row = CrmWriteLog.objects.select_for_update().get(pk=write_id)
         if row.status != Status.FAILED:
             raise ValueError("only a failed write can be retried")
-        # "sending" makes the next attempt look for the write in the CRM before sending.
-        row.status, row.error = Status.SENDING, ""
-        row.save(update_fields=["status", "error", "updated_at"])
+        # "sending" with no lease makes the next attempt a recovery: it looks for the write in
+        # the CRM before sending.
+        row.status, row.error, row.lease_expires_at = Status.SENDING, "", None
+        row.save(update_fields=["status", "error", "lease_expires_at", "updated_at"])
         stages.emit(stages.CRM_WRITE_RETRY, workspace_id=workspace_id, write_id=row.pk)
         audit_event_record(
             workspace_id=workspace_id,
@@ -261,7 +361,7 @@ def crm_sync_thread(*, workspace_id: int, thread_id: int, final: bool = True, ad
         adapter = adapter or crm_adapter_get(workspace_id=workspace_id, crm=crm)
     except (CrmClientError, CredentialsUnreadable) as exc:  # no or unreadable credentials: say so on each row
         return [
-            _record(workspace_id, r.pk, status=Status.FAILED, error=str(exc))
+            _record(workspace_id, r.pk, None, status=Status.FAILED, error=str(exc))
             if r.status in (Status.PLANNED, Status.SENDING)
             else r
             for r in rows

@@ -46,6 +46,7 @@ LINK_CHANGED = "thread.link_changed"  # thread_id, deal_ids (the old and the new
 DEALS_CHANGED = "deals.changed"  # deal_ids: deals were created or changed (admin, CSV, CRM sync)
 FACTS_CHANGED = "deal.facts_changed"  # deal_id: a deal's facts changed
 CRM_WRITE_RETRY = "crm.write_retry"  # write_id: a person asked to send a failed write again
+CRM_WRITE_LEASE_HELD = "crm.write_lease_held"  # write_id, run_after: a send found another's lease on the row
 CRM_DEALS_SYNC_DUE = "crm.deals_sync_due"  # run_after: the deal mirror's next periodic sync
 
 
@@ -154,6 +155,14 @@ TRANSITIONS: tuple[Transition, ...] = (
         key=lambda e: f"crm-write:{e['write_id']}",
         payload=lambda e: {"write_id": e["write_id"]},
         why="a failed write goes again, looking for itself in the CRM first",
+    ),
+    Transition(
+        CRM_WRITE_LEASE_HELD,
+        CRM_WRITE_SEND,
+        key=lambda e: f"crm-write:{e['write_id']}",
+        payload=lambda e: {"write_id": e["write_id"]},
+        delay=_at_run_after,
+        why="should the sender holding the row die, its write is recovered once the lease runs out",
     ),
     Transition(
         CRM_DEALS_SYNC_DUE,

@@ -83,6 +83,24 @@ class CrmAdapter(ABC):
         """The write made under ``key`` if the CRM has it (recovery after a crash while sending)."""
 
 
+# The most requests one ledger row's send makes, recovery included: a look for the write
+# (the record with our key's history, or a note search), then the write and its lookup (the
+# contact by email, then a PATCH or POST). The lease on a row being sent is derived from it.
+SEND_MAX_REQUESTS = 4
+# httpx applies the timeout to each phase of an attempt: connect, write and read.
+ATTEMPT_PHASES = 3
+
+
+def request_max_seconds() -> float:
+    """The longest one ``Http.request`` can take: every attempt runs into the timeout in each
+    phase, and every retry waits the longest wait."""
+    attempts = settings.CRM_MAX_RETRIES + 1
+    return (
+        attempts * ATTEMPT_PHASES * settings.CRM_TIMEOUT_SECONDS
+        + settings.CRM_MAX_RETRIES * settings.CRM_RETRY_MAX_SECONDS
+    )
+
+
 class Http:
     """An httpx client with the retry rules above. ``sleep`` is replaceable in tests."""
 
@@ -161,18 +179,3 @@ def adapter_for(*, crm: str, connection=None) -> CrmAdapter:
 
         return SalesforceAdapter(token=token, instance_url=connection.instance_url)
     raise ValueError(f"unknown CRM {crm!r}")
-
-
-RECENT_KEYS = 40  # keys kept on a shared record (a deal or contact several threads write)
-
-
-def keys_add(stored: str | None, key: str) -> str:
-    """Our key appended to the record's recent write keys (";"-separated, newest last).
-    Several threads write the same deal or contact, so one "last key" would be overwritten
-    before a crashed sync could look for it."""
-    keys = [k for k in (stored or "").split(";") if k and k != key]
-    return ";".join([*keys[-(RECENT_KEYS - 1) :], key])
-
-
-def keys_has(stored: str | None, key: str) -> bool:
-    return key in (stored or "").split(";")

@@ -1,9 +1,17 @@
 """HubSpot through the CRM v3 objects API with a private-app token.
 
-Our idempotency key travels on every record we write, in custom properties the portal
-needs (crm/README.md): ``threadline_idempotency_key`` on notes (found again with
-``POST /crm/v3/objects/notes/search``) and ``threadline_write_keys`` on deals and
-contacts, the recent keys written to that record (read back with it).
+Our idempotency key travels on every record we write, in one single-line text property the
+portal needs on notes, deals and contacts (crm/README.md): ``threadline_idempotency_key``.
+A note has its own key (found again with ``POST /crm/v3/objects/notes/search``). A deal or
+contact is written by many threads, so its property holds only the key of the latest write;
+recovery reads the record with ``propertiesWithHistory=threadline_idempotency_key``, which
+returns every value the property has had (newest first), so a write is found by its key
+however many writes came after it, with no window of recent keys to fall out of.
+
+Limits (HubSpot's v3 reference): ``propertiesWithHistory`` documents no cap on the versions
+a single-record read returns; it only lowers how many records one list or batch read may
+return, and we read one record. HubSpot records a version when a write sets the property,
+and each of our writes sets a new key.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
-from crm.adapters.base import CrmAdapter, DealRecord, Http, keys_add, keys_has
+from crm.adapters.base import CrmAdapter, CrmClientError, DealRecord, Http
 
 DEAL_PROPERTIES = [
     "dealname",
@@ -29,7 +37,7 @@ DEAL_PROPERTIES = [
 DEAL_FIELDS = {"amount": "amount", "close_date": "closedate", "next_step": "hs_next_step", "description": "description"}
 CONTACT_FIELDS = {"first_name": "firstname", "last_name": "lastname", "company": "company", "job_title": "jobtitle"}
 NOTE_TO_DEAL, NOTE_TO_CONTACT = 214, 202  # HUBSPOT_DEFINED association type ids
-KEY_PROPERTY, KEYS_PROPERTY = "threadline_idempotency_key", "threadline_write_keys"
+KEY_PROPERTY = "threadline_idempotency_key"
 PAGE_SIZE = 100
 
 
@@ -144,27 +152,27 @@ class HubSpotAdapter(CrmAdapter):
     def find_write(self, *, action: str, target: str, payload: dict, key: str) -> dict | None:
         if action == "create_note":
             return self._note_find(key)
-        found = self._keys_record(action, payload)
-        if found and keys_has(found["properties"].get(KEYS_PROPERTY), key):
+        found = self._record_with_key_history(action, payload)
+        if found is None:
+            return None
+        current = (found.get("properties") or {}).get(KEY_PROPERTY)
+        history = (found.get("propertiesWithHistory") or {}).get(KEY_PROPERTY) or []
+        if current == key or any(version.get("value") == key for version in history):
             return {"id": found["id"], "recovered": True}
         return None
 
-    def _keys_record(self, action: str, payload: dict) -> dict | None:
-        """The deal or contact a write goes to, with its recent write keys."""
+    def _record_with_key_history(self, action: str, payload: dict) -> dict | None:
+        """The deal or contact a write goes to, with every value our key property has had."""
         if action == "update_deal":
             path, params = f"/crm/v3/objects/deals/{payload['deal_id']}", {}
         else:
             path, params = f"/crm/v3/objects/contacts/{payload['email']}", {"idProperty": "email"}
-        params["properties"] = KEYS_PROPERTY
-        found = self.http.request("GET", path, idempotent=True, ok_missing=True, params=params)
-        if found is not None:
-            found.setdefault("properties", {})
-        return found
+        params.update({"properties": KEY_PROPERTY, "propertiesWithHistory": KEY_PROPERTY})
+        return self.http.request("GET", path, idempotent=True, ok_missing=True, params=params)
 
     def _update_deal(self, payload: dict, key: str) -> dict:
         properties = {DEAL_FIELDS[k]: v for k, v in payload["properties"].items() if k in DEAL_FIELDS}
-        current = self._keys_record("update_deal", payload) or {"properties": {}}
-        body = {"properties": {**properties, KEYS_PROPERTY: keys_add(current["properties"].get(KEYS_PROPERTY), key)}}
+        body = {"properties": {**properties, KEY_PROPERTY: key}}
         result = self.http.request("PATCH", f"/crm/v3/objects/deals/{payload['deal_id']}", idempotent=True, json=body)
         return {"id": result.get("id", payload["deal_id"]), "updatedAt": result.get("updatedAt")}
 
@@ -182,21 +190,33 @@ class HubSpotAdapter(CrmAdapter):
 
     def _upsert_contact(self, payload: dict, key: str) -> dict:
         properties = {CONTACT_FIELDS[k]: v for k, v in payload["properties"].items() if k in CONTACT_FIELDS}
-        existing = self._keys_record("upsert_contact", payload)
-        properties[KEYS_PROPERTY] = keys_add(existing["properties"].get(KEYS_PROPERTY) if existing else "", key)
+        properties[KEY_PROPERTY] = key
+        existing = self._contact_id(payload["email"])
         if existing:
             self.http.request(
-                "PATCH", f"/crm/v3/objects/contacts/{existing['id']}", idempotent=True, json={"properties": properties}
+                "PATCH", f"/crm/v3/objects/contacts/{existing}", idempotent=True, json={"properties": properties}
             )
-            return {"id": existing["id"], "created": False}
+            return {"id": existing, "created": False}
         # A create is not idempotent by itself; HubSpot answers 409 for an email it has, and
         # the ledger's find_write looks the contact up by email before any second attempt.
-        result = self.http.request(
-            "POST",
-            "/crm/v3/objects/contacts",
-            idempotent=False,
-            json={"properties": {"email": payload["email"], **properties}},
-        )
+        try:
+            result = self.http.request(
+                "POST",
+                "/crm/v3/objects/contacts",
+                idempotent=False,
+                json={"properties": {"email": payload["email"], **properties}},
+            )
+        except CrmClientError as exc:
+            if exc.status != 409:
+                raise
+            # Another thread's write created the contact since our lookup: update it instead.
+            existing = self._contact_id(payload["email"])
+            if not existing:
+                raise
+            self.http.request(
+                "PATCH", f"/crm/v3/objects/contacts/{existing}", idempotent=True, json={"properties": properties}
+            )
+            return {"id": existing, "created": False}
         return {"id": result["id"], "created": True}
 
     def _note_find(self, key: str) -> dict | None:

@@ -48,7 +48,8 @@ def thread_with_values(ws, *, crm="hubspot", deal_id="9001", statuses=("verified
         thread = link.thread
         specs = [
             ("budget", {"amount": 40000, "currency": "USD"}, "Our budget is $40,000"),
-            ("timeline", "2026-12-31", "go live by end of December"),
+            # The shape the rules extractor gives a timeline (extraction/extractors/rules.py).
+            ("timeline", {"date": "2026-12-31", "phrase": "end of December"}, "go live by end of December"),
             ("next_step", "Send the security questionnaire", "send over your security questionnaire"),
         ]
         values = [

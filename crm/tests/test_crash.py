@@ -38,6 +38,8 @@ def _sync_process(ws, thread, base_url, crash: str) -> int:
         "DATABASE_NAME": connection.settings_dict["NAME"],
         "HUBSPOT_BASE_URL": base_url,
         "THREADLINE_CRM_CRASH": crash,
+        # A killed sender's lease runs out before the next process starts (about a second).
+        "CRM_SEND_LEASE_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
     }
     code = f"from crm.services import crm_sync_thread; crm_sync_thread(workspace_id={ws.pk}, thread_id={thread.pk})"
@@ -100,6 +102,7 @@ def _worker_process(base_url) -> int:
         "DATABASE_NAME": connection.settings_dict["NAME"],
         "HUBSPOT_BASE_URL": base_url,
         "THREADLINE_CRM_CRASH": "after_send",
+        "CRM_SEND_LEASE_SECONDS": "1",  # like the job's lease: the next worker may recover the row
         "LOG_LEVEL": "WARNING",
     }
     command = [
@@ -110,7 +113,7 @@ def _worker_process(base_url) -> int:
         "--max-jobs",
         "1",
         "--tasks",
-        "crm_sync_thread",
+        "crm_sync_thread,crm_write_send",
         "--lease-seconds",
         "1",
         "--prefetch",

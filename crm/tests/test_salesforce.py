@@ -40,7 +40,7 @@ def test_sync_upserts_task_by_external_id_and_patches_the_opportunity(workspace,
     adapter = SalesforceAdapter(token=TOKEN, instance_url=salesforce.base_url)
     again = crm_write_execute(workspace_id=workspace.pk, write_id=rows[2].pk, adapter=adapter)
     assert again.status == "sent" and again.response_json["created"] is False and len(salesforce.tasks) == 1
-    # The deal and the contact are found by their recent write keys instead.
+    # The deal and the contact are found by our key field (current value or its history) instead.
     with workspace_context(workspace):
         CrmWriteLog.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(status="sending")
     for row in rows[:2]:
