@@ -120,12 +120,12 @@ class Journey:
         self.ws = None
         self.timings: list[str] = []  # each command and each wait for the queue, in seconds
 
-    def start(self, *, policy: dict, hubspot: PortalHubSpot | None = None) -> None:
+    def start(self, *, policy: dict, hubspot: PortalHubSpot | None = None, workers: int = 2) -> None:
         if hubspot is not None:  # the CRM of the commands and of the workers
             self.settings.HUBSPOT_BASE_URL = self.env["HUBSPOT_BASE_URL"] = hubspot.base_url
         self.ws = workspace_create(slug=SLUG, name="Fernhill Software", internal_domains=["fernhill.io"])
         policy_update(workspace=self.ws, document={**policy_defaults(), **policy})
-        self.workers = [Worker(self.log_dir / f"w{n}.log", f"journey-{n}", self.env) for n in (1, 2)]
+        self.workers = [Worker(self.log_dir / f"w{n}.log", f"journey-{n}", self.env) for n in range(1, workers + 1)]
 
     def manage(self, *args: str, stdin: str | None = None) -> str:
         """``manage.py ARGS``: the command's own argument parsing and code, in this process
@@ -585,4 +585,91 @@ def test_auto_accepted_values_reach_hubspot_in_sync_mode(journey, portal):
         notes == Counter(linked_with_values),
         f"one note per linked thread with values ({len(linked_with_values)}), got {dict(notes)}",
     )
+    expect.done()
+
+
+def test_two_quick_approvals_on_a_thread_write_each_key_once_with_four_workers(journey, portal):
+    """Two reviewers' approvals on one thread, well under a second apart, for every thread
+    with two values waiting; four workers, HubSpot taking 0.3 s per write. The two decisions
+    share one CRM sync per thread (due after the later one's undo window), so each key
+    reaches HubSpot once and each thread gets one note."""
+    journey.start(
+        policy={
+            **DEFAULT,
+            "crm": "hubspot",
+            "crm_mode": "sync",
+            "undo_window_seconds": 1,
+            "always_review_fields": sorted(BANT),  # several values per thread wait for a person
+        },
+        hubspot=portal,
+        workers=4,
+    )
+    rita, rob = UserFactory(username="rita"), UserFactory(username="rob")
+    for person in (rita, rob):
+        membership_add(workspace=journey.ws, user=person, role="reviewer")
+    print("\n" + journey.connect_hubspot())
+    print(journey.sync_deals())
+    journey.drain()
+    print(journey.ingest())
+    journey.drain()
+    portal.write_delay = 0.3
+    notes_before, writes_before = set(portal.notes), Counter(portal.writes)
+    with db.queue_role():
+        last_job = Job.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    pairs = []
+    with workspace_context(journey.ws):
+        open_values = ReviewItem.objects.filter(status="open", field_value__isnull=False).order_by("thread_id", "pk")
+        by_thread: dict[int, list[ReviewItem]] = {}
+        for item in open_values:
+            by_thread.setdefault(item.thread_id, []).append(item)
+        pairs = [items[:2] for thread_id, items in sorted(by_thread.items()) if len(items) >= 2]
+    gaps = []
+    for first, second in pairs:
+        started = time.monotonic()
+        with workspace_context(journey.ws, user=rita):
+            review_item_resolve(item_id=first.pk, reviewer=rita, decision="approve", version=first.version)
+        time.sleep(0.2)
+        with workspace_context(journey.ws, user=rob):
+            review_item_resolve(item_id=second.pk, reviewer=rob, decision="approve", version=second.version)
+        gaps.append(time.monotonic() - started)
+    journey.drain(timeout=120)
+    snap = snapshot(journey.ws)
+    report("6. two approvals per thread under a second apart, four workers, 0.3 s per CRM write", journey, snap, portal)
+    with db.queue_role():
+        syncs = Counter(
+            Job.objects.filter(workspace_id=journey.ws.pk, task="crm_sync_thread", pk__gt=last_job).values_list(
+                "payload__thread_id", flat=True
+            )
+        )
+    keys = {r["key"]: r for r in snap.ledger}
+    twice = {k: n for k, n in portal.writes.items() if n != 1}
+    decided = {first.thread_id for first, _ in pairs}
+    subjects = {t: s for t, s in snap.threads.items()}
+    linked = {subjects[t] for t in decided if subjects[t] in snap.links}
+    notes = Counter(
+        keys.get(n["properties"].get("threadline_idempotency_key"), {}).get("thread")
+        for note_id, n in portal.notes.items()
+        if note_id not in notes_before
+    )
+    new_writes = sum(portal.writes.values()) - sum(writes_before.values())
+    print(
+        f"threads with two approvals {len(pairs)} ({len(linked)} linked), longest gap {max(gaps, default=0):.2f} s; "
+        f"ledger keys {len(keys)}, writes at HubSpot {sum(portal.writes.values())} ({new_writes} after the "
+        f"approvals), keys written twice {len(twice)}; notes after the approvals {dict(notes)}; "
+        f"crm_sync_thread jobs per decided thread {sorted(syncs[t] for t in decided)}"
+    )
+
+    expect = Expect("two approvals, four workers")
+    expect(len(pairs) >= 5, f"at least five threads with two values waiting, got {len(pairs)}")
+    expect(max(gaps, default=0) < 1, f"approvals under a second apart, got {max(gaps, default=0):.2f} s")
+    expect_jobs_succeeded(expect, journey, snap)
+    expect(bool(keys) and set(portal.writes) == set(keys), "the server saw exactly the ledger's keys")
+    expect(not twice, f"each key written once at the server, got {twice}")
+    expect(bool(linked), "some of the decided threads are linked to a deal (so they write notes)")
+    expect(notes == Counter(linked), f"one new note per decided linked thread ({len(linked)}), got {dict(notes)}")
+    expect(
+        all(syncs[t] == 1 for t in decided),
+        f"the two decisions share one CRM sync job per thread, got {[syncs[t] for t in decided]}",
+    )
+    expect({r["status"] for r in snap.ledger} == {"sent"}, "every ledger row sent")
     expect.done()
