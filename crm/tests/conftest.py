@@ -39,11 +39,12 @@ def connect(ws, crm="hubspot", instance_url=""):
     return crm_connection_set(workspace_id=ws.pk, crm=crm, secret=TOKEN, instance_url=instance_url)
 
 
-def thread_with_values(ws, *, crm="hubspot", deal_id="9001", statuses=("verified", "accepted", "accepted")):
-    """A thread linked to a deal, with budget, timeline and next step in the given statuses."""
+def thread_with_values(ws, *, crm="hubspot", deal_id="9001", statuses=("verified", "accepted", "accepted"), deal=None):
+    """A thread linked to a deal (a new one, or ``deal``), with budget, timeline and next step
+    in the given statuses."""
     with workspace_context(ws):
         link = ThreadLinkFactory(
-            workspace=ws, deal=DealFactory(workspace=ws, crm=crm, crm_deal_id=deal_id, amount=25000)
+            workspace=ws, deal=deal or DealFactory(workspace=ws, crm=crm, crm_deal_id=deal_id, amount=25000)
         )
         thread = link.thread
         specs = [

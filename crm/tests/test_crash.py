@@ -7,7 +7,12 @@ CRM call returned and before the ledger commit ("after_send"), or right after "s
 was committed and before the call ("before_send"). Then one clean run per thread.
 At most one write per key may reach the server, and every key must end "sent".
 
+The third test kills senders on one busy contact: 50 threads share a contact and a deal,
+each sender forked from a warmed-up Django process (crash_forker.py) and killed right after
+the CRM applied a write, 100 times, then one recovery run per thread.
+
     CRM_CRASH_ITERATIONS=60 pytest -q -s crm/tests/test_crash.py
+    CRM_CRASH_BUSY_THREADS=50 CRM_CRASH_BUSY_KILLS=100 pytest -q -s crm/tests/test_crash.py -k busy
 """
 
 import os
@@ -161,3 +166,94 @@ def test_killed_workers_never_write_a_key_twice(workspace, hubspot):
     assert {status for status, _ in jobs} == {"succeeded"}
     assert len(rows) == 9 and {r.status for r in rows} == {"sent"}
     assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
+
+
+BUSY_THREADS = int(os.environ.get("CRM_CRASH_BUSY_THREADS", "50"))
+BUSY_KILLS = int(os.environ.get("CRM_CRASH_BUSY_KILLS", "100"))
+
+
+class Forker:
+    """``crm/tests/crash_forker.py``: one warmed-up Django process forking a real sender per sync."""
+
+    def __init__(self, base_url):
+        env = {
+            **os.environ,
+            "DATABASE_NAME": connection.settings_dict["NAME"],
+            "HUBSPOT_BASE_URL": base_url,
+            # A killed sender's lease runs out before the next child comes to its rows.
+            "CRM_SEND_LEASE_SECONDS": "0.2",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crm.tests.crash_forker"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def sync(self, ws, thread, crash: str) -> int:
+        self.proc.stdin.write(f"{ws.pk} {thread.pk} {crash}\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=20)
+
+
+def test_killed_senders_on_one_busy_contact_recover_every_key(workspace, hubspot):
+    """50 threads share one contact (and one deal); each sender is killed right after the CRM
+    applied a write, 100 times. The first round leaves 50 contact writes unrecorded; by the
+    time the second round recovers the first thread's, 49 later writes have gone to the same
+    contact (the old 40-key window had lost it). Recovery must find every key by its history."""
+    policy_set(workspace, crm="hubspot", crm_mode="sync")
+    connect(workspace)
+    hubspot.add_deal("9400")
+    with workspace_context(workspace):
+        from deals.tests.factories import DealFactory
+
+        deal = DealFactory(workspace=workspace, crm="hubspot", crm_deal_id="9400")
+    threads = [thread_with_values(workspace, deal=deal)[0] for _ in range(BUSY_THREADS)]
+    assert len({t.primary_contact_email for t in threads}) == 1
+    forker, exits, started = Forker(hubspot.base_url), Counter(), time.monotonic()
+    try:
+        n = 0
+        while exits[137] < BUSY_KILLS and n < 4 * BUSY_KILLS:
+            code = forker.sync(workspace, threads[n % len(threads)], "after_send")
+            assert code in (0, 137), f"a sender failed (exit {code}); see the output above"
+            exits[code] += 1
+            n += 1
+    finally:
+        forker.close()
+    killed_in = time.monotonic() - started
+    with workspace_context(workspace):
+        before = Counter(CrmWriteLog.objects.values_list("status", flat=True))
+    time.sleep(0.3)  # the last killed senders' leases run out
+    for thread in threads:  # recovery: one clean run per thread, in this process
+        crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
+    with workspace_context(workspace):
+        rows = list(CrmWriteLog.objects.all())
+    per_key = Counter(hubspot.writes[r.idempotency_key] for r in rows)
+    recovered = Counter(r.action for r in rows if (r.response_json or {}).get("recovered"))
+    contact = hubspot.contacts[threads[0].primary_contact_email]
+    key_versions = {
+        "contact": len(hubspot.history[contact["id"]]["threadline_idempotency_key"]),
+        "deal": len(hubspot.history["9400"]["threadline_idempotency_key"]),
+    }
+    print(
+        f"\nbusy-contact crash test: {BUSY_THREADS} threads, one contact, one deal; "
+        f"{exits[137]} senders killed right after a CRM write, {exits[0]} finished, in {killed_in:.1f}s\n"
+        f"  ledger before recovery: {dict(before)}\n"
+        f"  keys {len(rows)}; writes per key at the server -> number of keys: {dict(per_key)}; "
+        f"found in the CRM by key on recovery (not re-sent): {dict(recovered)}\n"
+        f"  versions of threadline_idempotency_key: {key_versions}; final statuses: "
+        f"{dict(Counter(r.status for r in rows))}; notes {len(hubspot.notes)}"
+    )
+    assert exits[137] == BUSY_KILLS
+    assert len(rows) == 3 * BUSY_THREADS and {r.status for r in rows} == {"sent"}
+    assert per_key == {1: len(rows)}  # every key reached the CRM exactly once
+    assert sum(recovered.values()) == BUSY_KILLS
+    assert len(hubspot.notes) == BUSY_THREADS
