@@ -1,15 +1,16 @@
 """Killing the sync between the CRM call and the ledger commit, many times over.
 
-Each round starts ``manage.py shell`` running ``crm_sync_thread`` for one of several
-threads, against the test database and a local fake HubSpot that counts writes per key,
+Each round forks a real sender (a child of one warmed-up Django process, crash_forker.py)
+running ``crm_sync_thread`` for one of several threads, against the test database and a
+local fake HubSpot that counts writes per key,
 with ``THREADLINE_CRM_CRASH`` set so that the process dies (``os._exit``) right after a
 CRM call returned and before the ledger commit ("after_send"), or right after "sending"
 was committed and before the call ("before_send"). Then one clean run per thread.
 At most one write per key may reach the server, and every key must end "sent".
 
-The third test kills senders on one busy contact: 50 threads share a contact and a deal,
-each sender forked from a warmed-up Django process (crash_forker.py) and killed right after
-the CRM applied a write, 100 times, then one recovery run per thread.
+The second kills real ``runworker`` processes. The third kills senders on one busy contact:
+50 threads share a contact and a deal, each sender killed right after the CRM applied a
+write, 100 times, then one recovery run per thread.
 
     CRM_CRASH_ITERATIONS=60 pytest -q -s crm/tests/test_crash.py
     CRM_CRASH_BUSY_THREADS=50 CRM_CRASH_BUSY_KILLS=100 pytest -q -s crm/tests/test_crash.py -k busy
@@ -37,26 +38,40 @@ ITERATIONS = int(os.environ.get("CRM_CRASH_ITERATIONS", "60"))
 TIME_LIMIT = float(os.environ.get("CRM_CRASH_SECONDS", "240"))
 
 
-def _sync_process(ws, thread, base_url, crash: str) -> int:
-    env = {
-        **os.environ,
-        "DATABASE_NAME": connection.settings_dict["NAME"],
-        "HUBSPOT_BASE_URL": base_url,
-        "THREADLINE_CRM_CRASH": crash,
-        # A killed sender's lease runs out before the next process starts (about a second).
-        "CRM_SEND_LEASE_SECONDS": "0.5",
-        "LOG_LEVEL": "WARNING",
-    }
-    code = f"from crm.services import crm_sync_thread; crm_sync_thread(workspace_id={ws.pk}, thread_id={thread.pk})"
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode in (0, 137), done.stderr.decode()[-2000:]
-    return done.returncode
+BUSY_THREADS = int(os.environ.get("CRM_CRASH_BUSY_THREADS", "50"))
+BUSY_KILLS = int(os.environ.get("CRM_CRASH_BUSY_KILLS", "100"))
+
+
+class Forker:
+    """``crm/tests/crash_forker.py``: one warmed-up Django process forking a real sender per sync."""
+
+    def __init__(self, base_url):
+        env = {
+            **os.environ,
+            "DATABASE_NAME": connection.settings_dict["NAME"],
+            "HUBSPOT_BASE_URL": base_url,
+            # A killed sender's lease runs out before the next child comes to its rows.
+            "CRM_SEND_LEASE_SECONDS": "0.2",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crm.tests.crash_forker"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def sync(self, ws, thread, crash: str) -> int:
+        self.proc.stdin.write(f"{ws.pk} {thread.pk} {crash}\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=20)
 
 
 def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
@@ -69,13 +84,20 @@ def test_killed_syncs_never_write_a_key_twice(workspace, hubspot):
         threads.append(thread)
     rng = random.Random(7)
     outcomes, started, iterations = Counter(), time.monotonic(), 0
-    while iterations < ITERATIONS and time.monotonic() - started < TIME_LIMIT:
-        thread = threads[iterations % len(threads)]
-        crash = "after_send" if rng.random() < 0.75 else "before_send"
-        outcomes[(crash, _sync_process(workspace, thread, hubspot.base_url, crash))] += 1
-        iterations += 1
+    forker = Forker(hubspot.base_url)
+    try:
+        while iterations < ITERATIONS and time.monotonic() - started < TIME_LIMIT:
+            thread = threads[iterations % len(threads)]
+            crash = "after_send" if rng.random() < 0.75 else "before_send"
+            code = forker.sync(workspace, thread, crash)
+            assert code in (0, 137), f"a sender failed (exit {code}); see the output above"
+            outcomes[(crash, code)] += 1
+            iterations += 1
+    finally:
+        forker.close()
     with workspace_context(workspace):
         before = Counter(CrmWriteLog.objects.values_list("status", flat=True))
+    time.sleep(0.3)  # the last killed senders' leases run out
     for thread in threads:  # the retry: one clean run per thread, in this process
         crm_sync_thread(workspace_id=workspace.pk, thread_id=thread.pk)
     with workspace_context(workspace):
@@ -166,42 +188,6 @@ def test_killed_workers_never_write_a_key_twice(workspace, hubspot):
     assert {status for status, _ in jobs} == {"succeeded"}
     assert len(rows) == 9 and {r.status for r in rows} == {"sent"}
     assert all(hubspot.writes[r.idempotency_key] == 1 for r in rows)
-
-
-BUSY_THREADS = int(os.environ.get("CRM_CRASH_BUSY_THREADS", "50"))
-BUSY_KILLS = int(os.environ.get("CRM_CRASH_BUSY_KILLS", "100"))
-
-
-class Forker:
-    """``crm/tests/crash_forker.py``: one warmed-up Django process forking a real sender per sync."""
-
-    def __init__(self, base_url):
-        env = {
-            **os.environ,
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "HUBSPOT_BASE_URL": base_url,
-            # A killed sender's lease runs out before the next child comes to its rows.
-            "CRM_SEND_LEASE_SECONDS": "0.2",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crm.tests.crash_forker"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout.readline().strip() == "ready"
-
-    def sync(self, ws, thread, crash: str) -> int:
-        self.proc.stdin.write(f"{ws.pk} {thread.pk} {crash}\n")
-        self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=20)
 
 
 def test_killed_senders_on_one_busy_contact_recover_every_key(workspace, hubspot):
