@@ -45,7 +45,7 @@ VALUES_CHANGED = "thread.values_changed"  # thread_id, decided: its current valu
 LINK_CHANGED = "thread.link_changed"  # thread_id, deal_ids (the old and the new), decided: its deal changed
 DEALS_CHANGED = "deals.changed"  # deal_ids: deals were created or changed (admin, CSV, CRM sync)
 FACTS_CHANGED = "deal.facts_changed"  # deal_id: a deal's facts changed
-CRM_WRITE_RETRY = "crm.write_retry"  # write_id: a person asked to send a failed write again
+CRM_WRITE_RETRY = "crm.write_retry"  # write_id, decided: a person asked to send a write (again)
 CRM_WRITE_LEASE_HELD = "crm.write_lease_held"  # write_id, run_after: a send found another's lease on the row
 CRM_DEALS_SYNC_DUE = "crm.deals_sync_due"  # run_after: the deal mirror's next periodic sync
 
@@ -154,7 +154,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         CRM_WRITE_SEND,
         key=lambda e: f"crm-write:{e['write_id']}",
         payload=lambda e: {"write_id": e["write_id"]},
-        why="a failed write goes again, looking for itself in the CRM first",
+        delay=_after_undo_window,
+        why="a failed write goes again (looking for itself in the CRM first), or a conflict's new payload goes",
     ),
     Transition(
         CRM_WRITE_LEASE_HELD,

@@ -5,7 +5,8 @@ The review app owns review items. Every app that needs a person opens one here
 shape per reason (``PAYLOAD_KEYS``, documented below); the same subject never has two open
 items. What a decision does to its subject is carried out by the app that owns it, through
 the handler it registered (``review.handlers``): extraction for values, deals for
-associations, crm for write conflicts.
+associations, crm for write conflicts (a failed job's item records that a person looked;
+the operator retries it on the jobs page).
 
 One reviewer per item: opening an item claims it for a few minutes, and a decision is one
 UPDATE that checks the item is still open, still at the version the reviewer saw, and not

@@ -1,8 +1,10 @@
 """The write ledger against a local HubSpot: dry run, sync, idempotency, conflicts, retries, recovery."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from crm.adapters import CrmTransientError
 from crm.adapters.hubspot import HubSpotAdapter
@@ -11,6 +13,7 @@ from crm.services import crm_sync_thread, crm_write_execute, crm_write_retry
 from crm.tests.conftest import connect, policy_set, thread_with_values
 from crm.tests.crm_servers import TOKEN
 from extraction.models import FieldValue
+from jobs.models import Job
 from review.models import ReviewItem
 from workspaces.rls import workspace_context
 
@@ -255,3 +258,64 @@ def test_the_row_is_committed_as_sending_before_the_crm_sees_the_write(workspace
         [("create_note", "planned"), ("update_deal", "sending"), ("upsert_contact", "sent")],
         [("create_note", "sending"), ("update_deal", "sent"), ("upsert_contact", "sent")],
     ]
+
+
+def _conflict(workspace):
+    """An unsent row planned again with another payload, and the review item it opened."""
+    from crm.selectors import thread_writes_build
+    from crm.services import PlannedWrite, crm_write_plan
+
+    policy_set(workspace, crm="hubspot", crm_mode="sync", undo_window_seconds=60)
+    thread, _, _ = thread_with_values(workspace)
+    with workspace_context(workspace):
+        writes, version = thread_writes_build(thread_id=thread.pk, crm="hubspot")
+        row = crm_write_plan(workspace_id=workspace.pk, crm="hubspot", write=writes[0], version=version, dry_run=False)
+        newer = {"email": writes[0].payload["email"], "properties": {"job_title": "CFO"}}
+        other = PlannedWrite(writes[0].action, writes[0].target, newer)
+        crm_write_plan(workspace_id=workspace.pk, crm="hubspot", write=other, version=version, dry_run=False)
+        return row, ReviewItem.objects.get(reason="crm_conflict"), newer
+
+
+def test_approving_a_crm_conflict_sends_the_newer_payload_and_undo_puts_it_back(workspace, hubspot):
+    from django.core.management import call_command
+
+    from review.services import review_item_resolve, review_item_undo
+    from workspaces.services import membership_add
+    from workspaces.tests.factories import UserFactory
+
+    connect(workspace)
+    row, item, newer = _conflict(workspace)
+    rita = UserFactory(username="rita")
+    membership_add(workspace=workspace, user=rita, role="reviewer")
+    with workspace_context(workspace):
+        review_item_resolve(item_id=item.pk, reviewer=rita, decision="approve", version=item.version)
+        row.refresh_from_db()
+        assert (row.status, row.payload_json) == (S.PLANNED, newer)
+        review_item_undo(item_id=item.pk, user=rita)
+        row.refresh_from_db()
+        assert row.status == S.CONFLICT  # back as it was, for the next decision
+        item.refresh_from_db()
+        review_item_resolve(item_id=item.pk, reviewer=rita, decision="approve", version=item.version)
+        [job] = Job.objects.filter(task="crm_write_send")  # the pipeline queued the send, after the window
+        assert job.run_after > timezone.now() + timedelta(seconds=50)
+        Job.objects.filter(pk=job.pk).update(run_after=timezone.now())  # as if the window had passed
+    call_command("runworker", batch=True, tasks="crm_write_send")
+    with workspace_context(workspace):
+        row.refresh_from_db()
+    assert row.status == S.SENT and hubspot.contacts[newer["email"]]["properties"]["jobtitle"] == "CFO"
+
+
+def test_rejecting_a_crm_conflict_keeps_the_stored_payload_and_sends_nothing(workspace, hubspot):
+    from review.services import review_item_resolve
+    from workspaces.services import membership_add
+    from workspaces.tests.factories import UserFactory
+
+    row, item, _ = _conflict(workspace)
+    stored = row.payload_json
+    rita = UserFactory(username="rita")
+    membership_add(workspace=workspace, user=rita, role="reviewer")
+    with workspace_context(workspace):
+        review_item_resolve(item_id=item.pk, reviewer=rita, decision="reject", version=item.version)
+        row.refresh_from_db()
+    assert (row.status, row.payload_json) == (S.SKIPPED, stored)
+    assert not hubspot.writes
