@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -12,6 +13,18 @@ from extraction.selectors import thread_current_values
 from threads.ingest.threading import domain_is_internal
 from threads.models import Message, Thread
 from workspaces.models import Workspace
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write a thread's values make: what, to which CRM object, with which payload."""
+
+    action: str
+    target: str
+    payload: dict
+    thread_id: int | None = None
+    deal_id: int | None = None
+
 
 WRITABLE = {FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED}
 NOTE_FIELDS = ("budget", "authority", "need", "timeline", "next_step", "competitors")
@@ -27,8 +40,6 @@ def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
 def thread_writes_build(*, thread_id: int, crm: str):
     """The writes a thread's accepted values make, in order (contact, deal, note), and the
     version of those values (sorted ids and statuses) that goes into every idempotency key."""
-    from crm.services import PlannedWrite
-
     thread = Thread.objects.get(pk=thread_id)
     values = thread_writable_values(thread_id=thread_id)
     version = sorted([v.pk, v.status] for v in values.values())

@@ -29,6 +29,7 @@ from crm.adapters import CrmClientError, CrmTransientError, adapter_for
 from crm.adapters.base import SEND_MAX_REQUESTS, request_max_seconds
 from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
+from crm.selectors import PlannedWrite, thread_writes_build
 from pipeline import stages
 from review.models import ReviewReason
 from review.services import review_item_open
@@ -53,15 +54,6 @@ def send_lease_seconds() -> float:
     if settings.CRM_SEND_LEASE_SECONDS is not None:
         return float(settings.CRM_SEND_LEASE_SECONDS)
     return SEND_MAX_REQUESTS * request_max_seconds() + LEASE_MARGIN_SECONDS
-
-
-@dataclass(frozen=True)
-class PlannedWrite:
-    action: str
-    target: str
-    payload: dict
-    thread_id: int | None = None
-    deal_id: int | None = None
 
 
 def payload_hash(payload: dict) -> str:
@@ -337,8 +329,6 @@ def crm_adapter_get(*, workspace_id: int, crm: str):
 
 def crm_sync_thread(*, workspace_id: int, thread_id: int, final: bool = True, adapter=None) -> list[CrmWriteLog]:
     """Plan (and in sync mode send) what a thread's accepted values write to the CRM."""
-    from crm.selectors import thread_writes_build
-
     with workspace_context(workspace_id):
         policy = policy_for(workspace_id=workspace_id)
         crm = policy["crm"] if policy["crm"] != "none" else "dry_run"

@@ -17,7 +17,6 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
-from config.named_sql import NamedQueries
 from pipeline import stages
 from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
 from threads.ingest.parse import ParsedMessage, clean_text, message_parse
@@ -25,6 +24,7 @@ from threads.ingest.reply import is_forward, reply_text
 from threads.ingest.subject import subject_key
 from threads.ingest.threading import thread_assign
 from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
+from workspaces.named_sql import NamedQueries
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
 from workspaces.services import audit_event_record

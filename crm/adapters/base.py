@@ -157,25 +157,3 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or body.get("errorCode") or body)[:500]
     return str(body)[:500]
-
-
-def adapter_for(*, crm: str, connection=None) -> CrmAdapter:
-    """The adapter of a CRM kind; ``dry_run`` needs no connection."""
-    from crm.credentials import secret_decrypt
-
-    if crm == "dry_run" or crm == "none":
-        from crm.adapters.dry_run import DryRunAdapter
-
-        return DryRunAdapter()
-    if connection is None or not connection.secret_encrypted:
-        raise CrmClientError(0, f"no {crm} credentials are set for this workspace (manage.py crm_connect)")
-    token = secret_decrypt(connection.secret_encrypted)
-    if crm == "hubspot":
-        from crm.adapters.hubspot import HubSpotAdapter
-
-        return HubSpotAdapter(token=token)
-    if crm == "salesforce":
-        from crm.adapters.salesforce import SalesforceAdapter
-
-        return SalesforceAdapter(token=token, instance_url=connection.instance_url)
-    raise ValueError(f"unknown CRM {crm!r}")

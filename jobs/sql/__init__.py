@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.named_sql import NamedQueries
+from workspaces.named_sql import NamedQueries
 
 SQL_DIR = Path(__file__).resolve().parent
 _QUERIES = NamedQueries(SQL_DIR)

@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-from config.named_sql import NamedQueries
+from workspaces.named_sql import NamedQueries
 
 QUERIES = NamedQueries(Path(__file__).resolve().parent)
