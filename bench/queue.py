@@ -1,7 +1,7 @@
 """Benchmark: no-op jobs drained by 1, 2 and 4 worker processes, ours against procrastinate.
 
-    /work/main/.venv/bin/pip install -r bench/requirements.txt   # procrastinate, bench only
-    /work/main/.venv/bin/python bench/queue.py [--jobs 2000] [--latency-jobs 200] [--workers 1,2,4]
+    .venv/bin/pip install -r bench/requirements.txt   # procrastinate, bench only
+    .venv/bin/python bench/queue.py [--jobs 2000] [--latency-jobs 200] [--workers 1,2,4]
 
 Both queues run in one database (``threadline_bench``, created and migrated on first use, on
 the server the settings point at: the embedded one by default) on this machine, one
@@ -51,7 +51,7 @@ def main() -> None:
     try:
         import procrastinate  # noqa: F401
     except ImportError:
-        sys.exit("procrastinate is missing: /work/main/.venv/bin/pip install -r bench/requirements.txt")
+        sys.exit("procrastinate is missing: .venv/bin/pip install -r bench/requirements.txt")
     owner = _prepare_database()
     results = []
     for n in [int(x) for x in args.workers.split(",")]:
