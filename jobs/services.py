@@ -64,8 +64,22 @@ def enqueue(
         # The dedupe key is taken: return that job, unless it finished in the meantime.
         if coalesce:
             merged = fetch("coalesce_job", params)
-            if merged:
-                return Job.objects.get(pk=merged[0][0])
+            if merged:  # the job that holds the key, as it is now (no second query)
+                job_id, run_after_db, created_at, status, stored, priority, max_attempts, attempts, rerun = merged[0]
+                return _loaded(
+                    id=job_id,
+                    workspace_id=workspace_id,
+                    task=task,
+                    payload=stored,
+                    status=status,
+                    priority=priority,
+                    run_after=run_after_db,
+                    attempts=attempts,
+                    max_attempts=max_attempts,
+                    rerun_after=rerun,
+                    dedupe_key=dedupe_key,
+                    created_at=created_at,
+                )
             continue
         existing = Job.objects.filter(workspace_id=workspace_id, dedupe_key=dedupe_key, status__in=ACTIVE).first()
         if existing:
@@ -73,7 +87,7 @@ def enqueue(
     else:
         raise JobError(f"enqueue({task!r}): dedupe key {dedupe_key!r} keeps changing hands")
     job_id, run_after_db, created_at = rows[0][:3]
-    job = Job(
+    return _loaded(
         id=job_id,
         workspace_id=workspace_id,
         task=task,
@@ -84,7 +98,12 @@ def enqueue(
         dedupe_key=dedupe_key,
         created_at=created_at,
     )
-    job._state.adding, job._state.db = False, "default"  # as if loaded: it is in the database
+
+
+def _loaded(**fields) -> Job:
+    """A Job for a row the statement just wrote or read, as if loaded from the database."""
+    job = Job(**fields)
+    job._state.adding, job._state.db = False, "default"
     return job
 
 

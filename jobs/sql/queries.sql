@@ -29,7 +29,7 @@ SET run_after = CASE WHEN status = 'queued'
     rerun_after = CASE WHEN status = 'running'
                        THEN greatest(rerun_after, coalesce(%(run_after)s::timestamptz, now())) ELSE rerun_after END
 WHERE workspace_id = %(workspace_id)s AND dedupe_key = %(dedupe_key)s AND status IN ('queued', 'running')
-RETURNING id, status, run_after, created_at;
+RETURNING id, run_after, created_at, status, payload, priority, max_attempts, attempts, rerun_after;
 
 -- name: claim_jobs
 -- Claim up to %(limit)s jobs of the given tasks in one round trip, as the queue role: first
