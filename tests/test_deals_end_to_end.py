@@ -6,17 +6,12 @@ default policy) -> facts and readiness again, and the CRM step. Each step is che
 the database and in the audit log.
 """
 
-import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -27,6 +22,7 @@ from jobs import db
 from jobs.models import Job
 from review.models import ReviewItem
 from review.services import review_item_resolve
+from tests.workers import RunWorker, worker_env
 from threads.models import Thread
 from threads.services import mail_import
 from workspaces.models import AuditEvent, Policy
@@ -77,24 +73,6 @@ def raw_messages():
         yield msg.as_bytes(), f"e2e/{n}.eml"
 
 
-class Worker:
-    def __init__(self, log_dir, name):
-        self.log = log_dir / f"{name}.log"
-        env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "JOBS_RETRY_BASE_SECONDS": "0.1"}
-        command = [sys.executable, "manage.py", "runworker", "--worker-id", name, "--poll-seconds", "0.2"]
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def _jobs():
     with db.queue_role():
         return list(Job.objects.order_by("id"))
@@ -113,7 +91,8 @@ def drained(timeout=60):
 
 @pytest.fixture
 def workers(tmp_path):
-    started = [Worker(tmp_path, "e2e-1"), Worker(tmp_path, "e2e-2")]
+    env = worker_env(JOBS_RETRY_BASE_SECONDS="0.1")
+    started = [RunWorker(tmp_path / f"{name}.log", name, env) for name in ("e2e-1", "e2e-2")]
     yield started
     for worker in started:
         worker.stop()

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from crm.models import CrmWriteLog
 from crm.tests.crm_servers import TOKEN
@@ -46,6 +42,7 @@ from jobs.models import Job
 from review.models import ReviewItem
 from review.services import review_item_resolve
 from tests.journeys.hubspot import PortalHubSpot, portal_from_csv
+from tests.workers import RunWorker, worker_env
 from threads.models import Message, Thread
 from workspaces.policy import policy_defaults
 from workspaces.rls import workspace_context
@@ -83,26 +80,6 @@ AUTO_ACCEPT = {"audit_sample_rate": 0, "min_confidence": 0.5, "always_review_fie
 # --- the operator's processes ----------------------------------------------------------
 
 
-class Worker:
-    def __init__(self, log: Path, name: str, env: dict):
-        self.log = log
-        command = [sys.executable, "manage.py", "runworker", "--worker-id", name, "--poll-seconds", "0.2"]
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def tail(self) -> str:
-        return self.log.read_text()[-1500:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Journey:
     """One workspace, two workers, and the operator's commands, all on the test database."""
 
@@ -110,13 +87,8 @@ class Journey:
         self.log_dir = log_dir
         self.settings = settings
         self.monkeypatch = monkeypatch
-        self.workers: list[Worker] = []
-        self.env = {
-            **os.environ,
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "JOBS_RETRY_BASE_SECONDS": "0.1",
-            "LOG_LEVEL": "WARNING",
-        }
+        self.workers: list[RunWorker] = []
+        self.env = worker_env(JOBS_RETRY_BASE_SECONDS="0.1", LOG_LEVEL="WARNING")
         self.ws = None
         self.timings: list[str] = []  # each command and each wait for the queue, in seconds
 
@@ -125,7 +97,7 @@ class Journey:
             self.settings.HUBSPOT_BASE_URL = self.env["HUBSPOT_BASE_URL"] = hubspot.base_url
         self.ws = workspace_create(slug=SLUG, name="Fernhill Software", internal_domains=["fernhill.io"])
         policy_update(workspace=self.ws, document={**policy_defaults(), **policy})
-        self.workers = [Worker(self.log_dir / f"w{n}.log", f"journey-{n}", self.env) for n in range(1, workers + 1)]
+        self.workers = [RunWorker(self.log_dir / f"w{n}.log", f"journey-{n}", self.env) for n in range(1, workers + 1)]
 
     def manage(self, *args: str, stdin: str | None = None) -> str:
         """``manage.py ARGS``: the command's own argument parsing and code, in this process
