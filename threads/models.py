@@ -43,6 +43,8 @@ class Message(TenantModel):
     """One received message. ``raw`` is stored before parsing, so nothing received is lost."""
 
     class ParseStatus(models.TextChoices):
+        # Stored, not parsed yet: the raw bytes are committed before parsing starts.
+        RECEIVED = "received", "Received"
         PARSED = "parsed", "Parsed"
         FAILED = "failed", "Failed"
 
@@ -73,6 +75,9 @@ class Message(TenantModel):
     parse_status = models.CharField(max_length=16, choices=ParseStatus.choices, default=ParseStatus.PARSED)
     parse_error = models.TextField(blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Where it came from: file, mbox, inbound, imap.")
+    folder = models.CharField(
+        max_length=500, blank=True, help_text="The mail folder it was read from (INBOX, Sent, Archive/2024, …)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,7 +96,8 @@ class Message(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "message_id"], name="message_one_per_message_id"),
             models.CheckConstraint(
-                condition=models.Q(parse_status__in=["parsed", "failed"]), name="message_parse_status_valid"
+                condition=models.Q(parse_status__in=["received", "parsed", "failed"]),
+                name="message_parse_status_valid",
             ),
         ]
 
@@ -156,3 +162,74 @@ class ImapCursor(TenantModel):
 
     def __str__(self):
         return f"{self.mailbox_key} uid {self.last_uid}"
+
+
+class MessageConflict(TenantModel):
+    """A message whose Message-ID was already taken by other content: kept whole until an
+    operator decides (keep both as separate messages, or keep only the first)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        KEPT_BOTH = "kept_both", "Kept both"
+        KEPT_EXISTING = "kept_existing", "Kept the first only"
+
+    kept = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="conflicts", help_text="The message that has this Message-ID."
+    )
+    message_id = models.CharField(max_length=998)
+    raw = models.BinaryField()
+    raw_sha256 = models.CharField(max_length=64)
+    raw_size = models.PositiveIntegerField()
+    source = models.CharField(max_length=200, blank=True)
+    folder = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    resolved_message = models.ForeignKey(
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="With 'kept both': the message made from this content.",
+    )
+    resolved_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The same conflicting content twice is one conflict.
+            models.UniqueConstraint(fields=["workspace", "message_id", "raw_sha256"], name="conflict_one_per_content"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "kept_both", "kept_existing"]), name="conflict_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "status", "-created_at"], name="conflict_ws_status")]
+
+    def __str__(self):
+        return f"Conflict on {self.message_id}"
+
+
+class MailImport(TenantModel):
+    """One run of ``ingest``, an IMAP poll or an upload: what was read, and every file skipped with its reason."""
+
+    label = models.CharField(max_length=500, blank=True, help_text="The paths or mailbox imported.")
+    actor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    files_seen = models.PositiveIntegerField(default=0)
+    files_skipped = models.PositiveIntegerField(default=0)
+    messages_read = models.PositiveIntegerField(default=0)
+    messages_new = models.PositiveIntegerField(default=0)
+    messages_duplicate = models.PositiveIntegerField(default=0)
+    messages_conflict = models.PositiveIntegerField(default=0)
+    messages_failed = models.PositiveIntegerField(default=0)
+    # [{"path": ..., "reason": ...}], the first SKIPPED_LISTED of them; skipped_by_reason counts them all.
+    skipped_json = models.JSONField(default=list, blank=True)
+    skipped_by_reason = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, help_text="Why the run stopped early, if it did.")
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-started_at"], name="mailimport_ws_started")]
+
+    def __str__(self):
+        return f"Import {self.pk}: {self.label}"
