@@ -166,6 +166,10 @@ JOBS_EXTRA_TASK_MODULES = env.list("THREADLINE_EXTRA_TASK_MODULES", default=[])
 THREADLINE_ATTACHMENT_MAX_BYTES = env.int("THREADLINE_ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024)
 # The largest body the HTTP inbound endpoint accepts (413 above it).
 THREADLINE_INBOUND_MAX_BYTES = env.int("THREADLINE_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
+# Each message's parse budget: past it the message is kept as failed with the reason (its raw
+# bytes are stored before parsing starts). Seconds of parsing, and depth of MIME nesting.
+THREADLINE_PARSE_SECONDS = env.float("THREADLINE_PARSE_SECONDS", default=10.0)
+THREADLINE_PARSE_MAX_DEPTH = env.int("THREADLINE_PARSE_MAX_DEPTH", default=50)
 # IMAP polling (manage.py poll_imap): credentials from the environment.
 IMAP_HOST = env("IMAP_HOST", default="")
 IMAP_PORT = env.int("IMAP_PORT", default=993)

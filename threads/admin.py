@@ -1,7 +1,15 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
-from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
+from threads.models import Attachment, ImapCursor, InboundToken, MailImport, Message, MessageConflict, Thread
+from threads.services import message_conflict_resolve, messages_reparse
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
+from workspaces.models import Membership
+
+
+def _is_workspace_admin(request) -> bool:
+    membership = getattr(request, "membership", None)
+    return request.user.is_superuser or bool(membership and membership.role == Membership.Role.ADMIN)
 
 
 class MessageInline(admin.TabularInline):
@@ -29,12 +37,100 @@ class ThreadAdmin(WorkspaceScopedAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    # Operators find the messages that could not be parsed with the parse status filter.
-    list_display = ("subject", "from_email", "sent_at", "parse_status", "parse_error", "source")
+    # Operators find the messages that could not be parsed with the parse status filter
+    # ("received": stored, but a run stopped before parsing it), and parse them again.
+    list_display = ("subject", "from_email", "sent_at", "folder", "parse_status", "parse_error", "source")
     list_filter = ("parse_status",)
-    search_fields = ("subject", "from_email", "message_id")
-    exclude = ("workspace", "raw")
+    search_fields = ("subject", "from_email", "message_id", "folder")
+    exclude = ("workspace", "raw", "text", "html", "headers_json")
     list_select_related = ("thread",)
+    actions = ["parse_again"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("raw", "text", "html", "reply_text", "headers_json")
+
+    def has_reparse_permission(self, request):
+        return _is_workspace_admin(request)
+
+    @admin.action(description="Parse again (failed or received messages)", permissions=["reparse"])
+    def parse_again(self, request, queryset):
+        summary = messages_reparse(
+            workspace=request.workspace, message_pks=list(queryset.values_list("pk", flat=True)), actor=request.user
+        )
+        self.message_user(
+            request,
+            f"Parsed again: {summary.new} now parsed, {summary.failed} still failed "
+            f"(already parsed messages are left alone).",
+            messages.SUCCESS if not summary.failed else messages.WARNING,
+        )
+
+
+@admin.register(MessageConflict)
+class MessageConflictAdmin(ReadOnlyAdmin):
+    """A message whose Message-ID another message with other content already has. Kept whole
+    until someone decides: keep both (the copy becomes a message of its own) or the first only."""
+
+    list_display = ("message_id", "kept", "status", "raw_size", "source", "folder", "created_at")
+    list_filter = ("status",)
+    search_fields = ("message_id",)
+    exclude = ("workspace", "raw")
+    readonly_fields = ("kept", "resolved_message", "resolved_by")
+    actions = ["keep_both", "keep_existing"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("raw").select_related("kept")
+
+    def has_resolve_permission(self, request):
+        return _is_workspace_admin(request)
+
+    def _resolve(self, request, queryset, *, keep_both: bool):
+        done = 0
+        for conflict in queryset.filter(status=MessageConflict.Status.OPEN):
+            message_conflict_resolve(
+                workspace=request.workspace, conflict=conflict, keep_both=keep_both, actor=request.user
+            )
+            done += 1
+        self.message_user(request, f"{done} conflict{'s' if done != 1 else ''} resolved (decided ones are skipped).")
+
+    @admin.action(description="Keep both: import the other content as a message of its own", permissions=["resolve"])
+    def keep_both(self, request, queryset):
+        self._resolve(request, queryset, keep_both=True)
+
+    @admin.action(description="Keep the first message only", permissions=["resolve"])
+    def keep_existing(self, request, queryset):
+        self._resolve(request, queryset, keep_both=False)
+
+
+@admin.register(MailImport)
+class MailImportAdmin(ReadOnlyAdmin):
+    """Every import: what was read, and each file skipped with its reason."""
+
+    list_display = (
+        "started_at",
+        "label",
+        "messages_read",
+        "messages_new",
+        "messages_duplicate",
+        "messages_conflict",
+        "messages_failed",
+        "files_skipped",
+        "finished_at",
+    )
+    search_fields = ("label",)
+    date_hierarchy = "started_at"
+    exclude = ("workspace", "skipped_json")
+    readonly_fields = ("skipped_files",)
+
+    @admin.display(description="Skipped files")
+    def skipped_files(self, obj):
+        if not obj.skipped_json:
+            return "none"
+        rows = format_html_join(
+            "", "<li><code>{}</code>: {}</li>", ((s["path"], s["reason"]) for s in obj.skipped_json)
+        )
+        more = obj.files_skipped - len(obj.skipped_json)
+        tail = format_html("<li>… and {} more</li>", more) if more > 0 else ""
+        return format_html("<ul>{}{}</ul>", rows, tail)
 
 
 @admin.register(Attachment)

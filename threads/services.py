@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -16,14 +15,16 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from pipeline import stages
-from threads.ingest.identity import content_fingerprint, message_id_normalize, message_id_synthetic, related_ids_build
-from threads.ingest.parse import ParsedMessage, clean_text, message_parse
+from threads.ingest.identity import content_fingerprint, message_id_synthetic, related_ids_build
+from threads.ingest.parse import ParseBudget, ParseBudgetExceeded, ParsedMessage, message_id_scan, message_parse
 from threads.ingest.reply import is_forward, reply_text
+from threads.ingest.sniff import not_mail_reason
 from threads.ingest.subject import subject_key
 from threads.ingest.threading import thread_assign
-from threads.models import Attachment, ImapCursor, InboundToken, Message, Thread
+from threads.models import Attachment, ImapCursor, InboundToken, MailImport, Message, MessageConflict, Thread
 from workspaces.named_sql import NamedQueries
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
@@ -31,16 +32,19 @@ from workspaces.services import audit_event_record
 
 logger = logging.getLogger(__name__)
 
-_MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 IMPORT_BATCH = 200
 RAW_INLINE_MAX = 256 * 1024
 _RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["message_raw_write"]
 IMPORT_BATCH_BYTES = 16 * 1024 * 1024
+# How many skipped files an import keeps by name (all are counted by reason).
+SKIPPED_LISTED = 1000
 
 
 @dataclass
 class IngestResult:
-    """``status``: new (parsed), failed (kept with its error), duplicate or conflict (not stored)."""
+    """``status``: new (parsed and threaded), failed (kept with ``reason``), duplicate (already
+    there), conflict (its Message-ID is taken by other content: kept as a MessageConflict), or
+    skipped (not mail: nothing stored, ``reason`` says why)."""
 
     status: str
     message_id: str
@@ -48,6 +52,8 @@ class IngestResult:
     thread_id: int | None = None
     changed_thread_ids: set[int] = field(default_factory=set)
     removed_thread_ids: set[int] = field(default_factory=set)
+    reason: str = ""
+    conflict_pk: int | None = None
 
 
 @dataclass
@@ -55,18 +61,40 @@ class ImportSummary:
     read: int = 0
     new: int = 0
     duplicate: int = 0
+    conflict: int = 0
     failed: int = 0
+    files_seen: int = 0
+    files_read: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     thread_ids: set[int] = field(default_factory=set)
+    import_id: int | None = None
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    def skip(self, path: str, reason: str) -> None:
+        if len(self.skipped) < SKIPPED_LISTED:
+            self.skipped.append({"path": path, "reason": reason})
+        kind = reason.split(":", 1)[0]
+        self.skipped_by_reason[kind] = self.skipped_by_reason.get(kind, 0) + 1
 
     def as_dict(self) -> dict:
         return {
             "read": self.read,
             "new": self.new,
             "duplicate": self.duplicate,
+            "conflict": self.conflict,
             "failed": self.failed,
+            "files_seen": self.files_seen,
+            "files_read": self.files_read,
+            "skipped": self.skipped_count,
+            "skipped_by_reason": self.skipped_by_reason,
             "seconds": round(self.seconds, 3),
             "threads_changed": len(self.thread_ids),
+            "import": self.import_id,
         }
 
 
@@ -75,6 +103,17 @@ class _Context:
     workspace_id: int
     window_days: int
     internal_domains: list[str]
+
+
+@dataclass
+class _Received:
+    """A message whose raw bytes are stored (``pk``) and wait to be parsed, or its final result."""
+
+    raw: bytes
+    source: str
+    message_id: str
+    pk: int | None = None
+    result: IngestResult | None = None
 
 
 def _context(workspace) -> _Context:
@@ -86,13 +125,8 @@ def _context(workspace) -> _Context:
     )
 
 
-def _fallback_message_id(raw: bytes) -> str | None:
-    """The Message-ID of a message the parser gave up on, read straight from the header block."""
-    head = raw[: raw.find(b"\n\n")] if b"\n\n" in raw else raw[:65536]
-    match = _MESSAGE_ID_LINE.search(head)
-    if not match:
-        return None
-    return message_id_normalize(clean_text(match.group(1).decode("utf-8", "replace")))
+def parse_budget() -> ParseBudget:
+    return ParseBudget(seconds=settings.THREADLINE_PARSE_SECONDS, max_depth=settings.THREADLINE_PARSE_MAX_DEPTH)
 
 
 def _message_fields(parsed: ParsedMessage, message_id: str) -> dict:
@@ -136,31 +170,14 @@ def _attachments_store(*, message: Message, parsed: ParsedMessage) -> None:
         )
 
 
-def _duplicate(ctx: _Context, *, message_id: str, raw: bytes, raw_sha256: str, source: str) -> IngestResult:
-    first = Message.objects.filter(message_id=message_id).values_list("pk", "raw_sha256", "thread_id").first()
-    pk, first_sha, thread_id = first
-    if first_sha == raw_sha256 or _same_content(pk, raw):
-        return IngestResult(status="duplicate", message_id=message_id, message_pk=pk, thread_id=thread_id)
-    audit_event_record(
-        workspace_id=ctx.workspace_id,
-        type="message.duplicate_conflict",
-        thread_id=thread_id,
-        data={
-            "message_id": message_id,
-            "kept": pk,
-            "kept_sha256": first_sha,
-            "ignored_sha256": raw_sha256,
-            "source": source,
-        },
-    )
-    return IngestResult(status="conflict", message_id=message_id, message_pk=pk, thread_id=thread_id)
-
-
-def _raw_write(pk: int, raw: bytes) -> None:
+def _raw_write(pk: int, raw: bytes, *, table: str = "message") -> None:
     """Large raw bytes as a binary parameter: Django would send them hex-escaped in the query text."""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_RAW_WRITE_SQL, {"raw": raw, "id": pk})
+        cursor.execute(_RAW_WRITE_SQL if table == "message" else _CONFLICT_RAW_WRITE_SQL, {"raw": raw, "id": pk})
+
+
+_CONFLICT_RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["conflict_raw_write"]
 
 
 def _same_content(pk: int, raw: bytes) -> bool:
@@ -168,78 +185,153 @@ def _same_content(pk: int, raw: bytes) -> bool:
     return kept is not None and content_fingerprint(bytes(kept)) == content_fingerprint(raw)
 
 
-def _store(ctx: _Context, *, raw: bytes, raw_sha256: str, source: str, message_id: str, fields: dict, error: str):
-    base = {
-        "workspace_id": ctx.workspace_id,
-        "message_id": message_id,
-        "raw": raw,
-        "raw_sha256": raw_sha256,
-        "raw_size": len(raw),
-        "source": source[:200],
-    }
+def _receive(ctx: _Context, *, raw: bytes, source: str, folder: str, message_id: str | None = None) -> _Received:
+    """Step one: the raw bytes are stored (status ``received``) before anything parses them.
+
+    The Message-ID comes from a linear scan of the header block (``message_id_scan``), so a
+    message the parser later gives up on is still found again by it.
+    """
+    reason = not_mail_reason(raw)
+    if reason:
+        return _Received(raw, source, "", result=IngestResult(status="skipped", message_id="", reason=reason))
+    if message_id is None:
+        try:
+            message_id = message_id_scan(raw)
+        except Exception:  # the id is only a key: the content hash serves as well
+            message_id = None
+        message_id = (message_id or message_id_synthetic(raw))[:998]
+    raw_sha256 = hashlib.sha256(raw).hexdigest()
     large = len(raw) > RAW_INLINE_MAX
-    if large:
-        base["raw"] = b""
     try:
         with transaction.atomic():
-            status = Message.ParseStatus.FAILED if error else Message.ParseStatus.PARSED
-            message = Message.objects.create(**base, **fields, parse_status=status, parse_error=error)
+            message = Message.objects.create(
+                workspace_id=ctx.workspace_id,
+                message_id=message_id,
+                raw=b"" if large else raw,
+                raw_sha256=raw_sha256,
+                raw_size=len(raw),
+                source=source[:200],
+                folder=folder[:500],
+                parse_status=Message.ParseStatus.RECEIVED,
+            )
             if large:
                 _raw_write(message.pk, raw)
-            return message
-    except IntegrityError:
-        raise
-    except Exception as exc:  # a value the database refused: keep the raw bytes and say why
-        logger.warning("message %s stored raw only: %s", message_id, exc)
-        message = Message.objects.create(
-            **base, parse_status=Message.ParseStatus.FAILED, parse_error=f"store: {type(exc).__name__}: {exc}"
-        )
-        if large:
-            _raw_write(message.pk, raw)
-        return message
+        return _Received(raw, source, message_id, pk=message.pk)
+    except IntegrityError:  # the Message-ID is there already (or arrived concurrently)
+        pass
+    pk, kept_sha, thread_id, status = (
+        Message.objects.filter(message_id=message_id).values_list("pk", "raw_sha256", "thread_id", "parse_status").get()
+    )
+    if kept_sha == raw_sha256 or _same_content(pk, raw):
+        if status == Message.ParseStatus.RECEIVED:  # an earlier run stored it and stopped before parsing
+            return _Received(raw, source, message_id, pk=pk)
+        result = IngestResult(status="duplicate", message_id=message_id, message_pk=pk, thread_id=thread_id)
+        return _Received(raw, source, message_id, result=result)
+    return _Received(
+        raw, source, message_id, result=_conflict_keep(ctx, raw, raw_sha256, source, folder, pk, message_id)
+    )
 
 
-def _ingest_one(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
-    raw_sha256 = hashlib.sha256(raw).hexdigest()
-    parsed, error = None, ""
-    try:
-        parsed = message_parse(raw)
-    except Exception as exc:  # nothing received is lost: the raw bytes are kept with the error
-        error = f"parse: {type(exc).__name__}: {exc}"[:2000]
-    message_id = (parsed.message_id if parsed else _fallback_message_id(raw)) or message_id_synthetic(raw)
-    message_id = message_id[:998]
-    fields = {}
-    if parsed is not None:
-        try:
-            fields = _message_fields(parsed, message_id)
-        except Exception as exc:
-            error = f"fields: {type(exc).__name__}: {exc}"[:2000]
-    try:
-        message = _store(
-            ctx, raw=raw, raw_sha256=raw_sha256, source=source, message_id=message_id, fields=fields, error=error
-        )
-    except IntegrityError:  # the same Message-ID arrived concurrently
-        return _duplicate(ctx, message_id=message_id, raw=raw, raw_sha256=raw_sha256, source=source)
-    if message.parse_status == Message.ParseStatus.FAILED:
-        audit_event_record(
+def _conflict_keep(ctx: _Context, raw, raw_sha256, source, folder, kept_pk, message_id) -> IngestResult:
+    """Other content under a Message-ID already taken: kept whole, for an operator to decide."""
+    large = len(raw) > RAW_INLINE_MAX
+    with transaction.atomic():
+        conflict, created = MessageConflict.objects.get_or_create(
             workspace_id=ctx.workspace_id,
-            type="message.parse_failed",
-            data={"message": message.pk, "message_id": message_id, "error": message.parse_error[:500]},
+            message_id=message_id,
+            raw_sha256=raw_sha256,
+            defaults={
+                "kept_id": kept_pk,
+                "raw": b"" if large else raw,
+                "raw_size": len(raw),
+                "source": source[:200],
+                "folder": folder[:500],
+            },
         )
-        return IngestResult(status="failed", message_id=message_id, message_pk=message.pk)
-    if parsed.attachments:
-        _attachments_store(message=message, parsed=parsed)
-    thread, changed, removed = thread_assign(
-        message=message, window_days=ctx.window_days, internal_domains=ctx.internal_domains
+        if created and large:
+            _raw_write(conflict.pk, raw, table="conflict")
+    kept_thread = Message.objects.filter(pk=kept_pk).values_list("thread_id", flat=True).first()
+    if not created:  # the same conflicting copy again
+        return IngestResult(status="duplicate", message_id=message_id, message_pk=kept_pk, thread_id=kept_thread)
+    audit_event_record(
+        workspace_id=ctx.workspace_id,
+        type="message.duplicate_conflict",
+        thread_id=kept_thread,
+        data={
+            "message_id": message_id,
+            "kept": kept_pk,
+            "conflict": conflict.pk,
+            "sha256": raw_sha256,
+            "source": source,
+        },
     )
     return IngestResult(
-        status="new",
+        status="conflict",
         message_id=message_id,
-        message_pk=message.pk,
+        message_pk=kept_pk,
+        thread_id=kept_thread,
+        conflict_pk=conflict.pk,
+        reason="its Message-ID belongs to another message with other content; kept for an operator to resolve",
+    )
+
+
+def _parse_stored(ctx: _Context, received: _Received) -> IngestResult:
+    """Step two: parse within the budget, store the fields, thread. Past the budget or on any
+    error the message stays, as failed with the reason."""
+    stage = "parse"
+    try:
+        with transaction.atomic():
+            parsed = message_parse(received.raw, parse_budget())
+            stage = "fields"
+            fields = _message_fields(parsed, received.message_id)
+            stage = "store"
+            message = Message(pk=received.pk, workspace_id=ctx.workspace_id, message_id=received.message_id, **fields)
+            message.parse_status, message.parse_error = Message.ParseStatus.PARSED, ""
+            message._state.adding = False
+            message.save(update_fields=[*fields, "parse_status", "parse_error"])
+            if parsed.attachments:
+                _attachments_store(message=message, parsed=parsed)
+            stage = "thread"
+            thread, changed, removed = thread_assign(
+                message=message, window_days=ctx.window_days, internal_domains=ctx.internal_domains
+            )
+    except Exception as exc:  # nothing received is lost: the raw bytes stay, with the reason
+        if isinstance(exc, ParseBudgetExceeded):
+            error = str(exc)
+        else:
+            if stage != "parse":
+                logger.warning("message %s kept as failed at %s: %s", received.message_id, stage, exc)
+            error = f"{stage}: {type(exc).__name__}: {exc}"
+        return _failed(ctx, received, error[:2000])
+    return IngestResult(
+        status="new",
+        message_id=received.message_id,
+        message_pk=received.pk,
         thread_id=thread.pk,
         changed_thread_ids=set(changed),
         removed_thread_ids=set(removed),
     )
+
+
+def _failed(ctx: _Context, received: _Received, error: str) -> IngestResult:
+    Message.objects.filter(pk=received.pk).update(parse_status=Message.ParseStatus.FAILED, parse_error=error)
+    audit_event_record(
+        workspace_id=ctx.workspace_id,
+        type="message.parse_failed",
+        data={"message": received.pk, "message_id": received.message_id, "error": error[:500]},
+    )
+    return IngestResult(status="failed", message_id=received.message_id, message_pk=received.pk, reason=error)
+
+
+def _receive_guarded(ctx: _Context, *, raw: bytes, source: str, folder: str) -> _Received:
+    """``_receive`` in a savepoint; a database error there is logged and counted, never raised."""
+    try:
+        with transaction.atomic():
+            return _receive(ctx, raw=raw, source=source, folder=folder)
+    except Exception as exc:
+        logger.exception("could not store the raw bytes of %s", source)
+        result = IngestResult(status="failed", message_id="", reason=f"store: {type(exc).__name__}: {exc}"[:2000])
+        return _Received(raw, source, "", result=result)
 
 
 def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
@@ -251,84 +343,179 @@ def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
             stages.emit(stages.THREAD_CHANGED, workspace_id=workspace_id, thread_id=thread_id)
 
 
-def message_ingest(*, workspace, raw: bytes, source: str, enqueue_extraction: bool = True) -> IngestResult:
-    """Store, parse and thread one raw message in its own transaction.
+def message_ingest(
+    *, workspace, raw: bytes, source: str, folder: str = "", enqueue_extraction: bool = True
+) -> IngestResult:
+    """Store one raw message (committed), then parse and thread it in a second transaction.
 
-    The extraction job for its thread is queued after that transaction commits.
+    Not mail: nothing is stored and the result says why (``skipped``). Whatever happens after
+    the first commit, the raw bytes stay: a message that cannot be parsed is kept as failed,
+    and one whose parsing never finished stays ``received`` for ``messages_reparse``. The
+    extraction job for its thread is queued after the second transaction commits.
     """
+    ctx = _context_in(workspace)
     with workspace_context(workspace):
-        result = _ingest_guarded(_context(workspace), raw=raw, source=source)
-        audit_event_record(
-            workspace_id=workspace.pk,
-            type="mail.imported",
-            thread_id=result.thread_id,
-            data={"source": source[:200], "status": result.status, "message_id": result.message_id},
-        )
+        received = _receive_guarded(ctx, raw=raw, source=source, folder=folder)
+    result = received.result
+    with workspace_context(workspace):
+        if result is None:
+            result = _parse_stored(ctx, received)
+        if result.status != "skipped":
+            audit_event_record(
+                workspace_id=workspace.pk,
+                type="mail.imported",
+                thread_id=result.thread_id,
+                data={"source": source[:200], "status": result.status, "message_id": result.message_id},
+            )
         if enqueue_extraction and result.changed_thread_ids:
             ids = set(result.changed_thread_ids)
             transaction.on_commit(lambda: _extraction_enqueue(workspace=workspace, thread_ids=ids))
     return result
 
 
+def _context_in(workspace) -> _Context:
+    with workspace_context(workspace):
+        return _context(workspace)
+
+
+def _item(entry) -> tuple[bytes, str, str]:
+    """(raw, source, folder) from a ``MailItem`` or a ``(raw, source[, folder])`` tuple."""
+    if hasattr(entry, "raw"):
+        return entry.raw, entry.source, getattr(entry, "folder", "")
+    raw, source, *rest = entry
+    return raw, source, rest[0] if rest else ""
+
+
 def mail_import(
     *,
     workspace,
-    messages: Iterable[tuple[bytes, str]],
+    messages: Iterable,
     progress: Callable[[IngestResult], None] | None = None,
     label: str = "",
     actor=None,
 ) -> ImportSummary:
-    """Import (raw, source) pairs; one bad message never stops the rest.
+    """Import messages (``MailItem`` or ``(raw, source[, folder])``); one bad message never stops the rest.
 
-    After the last commit: one extraction job per new or changed thread and an audit event
-    with the summary.
+    Per batch, two transactions: the raw bytes of every message are committed first, then
+    each is parsed and threaded in its own savepoint. A source that counts what it skipped
+    (``MailWalk``: files that are not mail, empty, unreadable) has those counted and named in
+    the summary, the ``MailImport`` record and the audit event. After the last commit: one
+    extraction job per new or changed thread.
     """
     summary = ImportSummary()
     started = time.monotonic()
+    ctx = _context_in(workspace)
     with workspace_context(workspace):
-        ctx = _context(workspace)
+        record = MailImport.objects.create(workspace_id=workspace.pk, label=label[:500], actor=actor)
+    summary.import_id = record.pk
     removed: set[int] = set()
+    error = ""
     try:
         for batch in _batches(messages, IMPORT_BATCH):
-            # One transaction per batch, one savepoint per message: a message that fails rolls
-            # back alone, and the batch commits together (one fsync instead of hundreds).
-            results = []
             with workspace_context(workspace):
-                for raw, source in batch:
-                    results.append(_ingest_guarded(ctx, raw=raw, source=source))
-            for result in results:
-                summary.read += 1
-                summary.new += result.status == "new"
-                summary.duplicate += result.status in ("duplicate", "conflict")
-                summary.failed += result.status == "failed"
-                summary.thread_ids |= result.changed_thread_ids
+                received = [
+                    _receive_guarded(ctx, raw=raw, source=source, folder=folder) for raw, source, folder in batch
+                ]
+            # The raw bytes are committed: from here on nothing of this batch can be lost.
+            with workspace_context(workspace):
+                parsing: set[int] = set()
+                for entry in received:
+                    if entry.result is None and entry.pk in parsing:  # a second copy in the same batch
+                        entry.result = IngestResult(
+                            status="duplicate", message_id=entry.message_id, message_pk=entry.pk
+                        )
+                    elif entry.result is None:
+                        parsing.add(entry.pk)
+                        entry.result = _parse_stored(ctx, entry)
+                _record_progress(record, summary, [e.result for e in received])
+            for entry in received:
+                result = entry.result
+                _count(summary, result, entry.source)
                 removed |= result.removed_thread_ids
                 if progress:
                     progress(result)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         # Also when the source fails midway (a dropped IMAP connection): what was committed
         # is handed on and audited before the error goes up.
-        _import_finish(workspace=workspace, summary=summary, removed=removed, started=started, label=label, actor=actor)
+        _import_finish(
+            workspace=workspace,
+            summary=summary,
+            removed=removed,
+            started=started,
+            label=label,
+            actor=actor,
+            record=record,
+            source=messages,
+            error=error,
+        )
     return summary
 
 
-def _import_finish(*, workspace, summary: ImportSummary, removed: set[int], started: float, label: str, actor):
+def _count(summary: ImportSummary, result: IngestResult, source: str) -> None:
+    if result.status == "skipped":
+        summary.skip(source, result.reason)
+        return
+    summary.read += 1
+    summary.new += result.status == "new"
+    summary.duplicate += result.status == "duplicate"
+    summary.conflict += result.status == "conflict"
+    summary.failed += result.status == "failed"
+    summary.thread_ids |= result.changed_thread_ids
+
+
+def _record_progress(record: MailImport, summary: ImportSummary, results: list[IngestResult]) -> None:
+    """The import's record shows how far it got while it runs (one UPDATE per batch)."""
+    statuses = [r.status for r in results]
+    MailImport.objects.filter(pk=record.pk).update(
+        messages_read=summary.read + sum(s != "skipped" for s in statuses),
+        messages_new=summary.new + statuses.count("new"),
+        messages_failed=summary.failed + statuses.count("failed"),
+    )
+
+
+def _import_finish(
+    *, workspace, summary: ImportSummary, removed: set[int], started: float, label: str, actor, record, source, error
+):
     summary.thread_ids -= removed
+    for skipped in getattr(source, "skipped", None) or []:
+        summary.skip(skipped.path, skipped.reason)
+    summary.files_seen = getattr(source, "files_seen", 0)
+    summary.files_read = getattr(source, "files_read", 0)
     if summary.thread_ids:
         _extraction_enqueue(workspace=workspace, thread_ids=summary.thread_ids)
     summary.seconds = time.monotonic() - started
     with workspace_context(workspace):
+        MailImport.objects.filter(pk=record.pk).update(
+            finished_at=timezone.now(),
+            files_seen=summary.files_seen,
+            files_skipped=summary.skipped_count,
+            messages_read=summary.read,
+            messages_new=summary.new,
+            messages_duplicate=summary.duplicate,
+            messages_conflict=summary.conflict,
+            messages_failed=summary.failed,
+            skipped_json=summary.skipped,
+            skipped_by_reason=summary.skipped_by_reason,
+            error=error[:2000],
+        )
         audit_event_record(
-            workspace_id=workspace.pk, type="mail.imported", actor=actor, data={"source": label, **summary.as_dict()}
+            workspace_id=workspace.pk,
+            type="mail.imported",
+            actor=actor,
+            data={"source": label, **summary.as_dict(), "skipped_files": summary.skipped[:100]},
         )
 
 
-def _batches(messages: Iterable[tuple[bytes, str]], size: int):
+def _batches(messages: Iterable, size: int):
     """Lists of at most ``size`` messages and about IMPORT_BATCH_BYTES, read before the batch's
     transaction opens (so no transaction waits on a network fetch)."""
     batch, total = [], 0
     try:
-        for item in messages:
+        for entry in messages:
+            item = _item(entry)
             batch.append(item)
             total += len(item[0])
             if len(batch) >= size or total >= IMPORT_BATCH_BYTES:
@@ -342,36 +529,72 @@ def _batches(messages: Iterable[tuple[bytes, str]], size: int):
         yield batch
 
 
-def _ingest_guarded(ctx: _Context, *, raw: bytes, source: str) -> IngestResult:
-    """``_ingest_one`` in a savepoint; after a database error there, the raw bytes alone."""
-    try:
-        with transaction.atomic():
-            return _ingest_one(ctx, raw=raw, source=source)
-    except Exception as exc:
-        logger.exception("ingest of %s failed", source)
-        return _ingest_raw_only(ctx, raw=raw, source=source, exc=exc)
-
-
-def _ingest_raw_only(ctx: _Context, *, raw: bytes, source: str, exc: Exception) -> IngestResult:
-    message_id = message_id_synthetic(raw)
-    try:
-        with transaction.atomic():
-            if Message.objects.filter(message_id=message_id).exists():
-                return IngestResult(status="duplicate", message_id=message_id)
-            message = Message.objects.create(
-                workspace_id=ctx.workspace_id,
-                message_id=message_id,
-                raw=raw,
-                raw_sha256=hashlib.sha256(raw).hexdigest(),
-                raw_size=len(raw),
-                source=source[:200],
-                parse_status=Message.ParseStatus.FAILED,
-                parse_error=f"ingest: {type(exc).__name__}: {exc}"[:2000],
+def messages_reparse(*, workspace, message_pks: Iterable[int], actor=None) -> ImportSummary:
+    """Parse stored messages again (failed ones, or ones left ``received`` by a run that stopped),
+    for instance after raising the parse budget. Parsed messages are left alone."""
+    summary = ImportSummary()
+    started = time.monotonic()
+    ctx = _context_in(workspace)
+    with workspace_context(workspace):
+        rows = list(
+            Message.objects.filter(pk__in=list(message_pks))
+            .exclude(parse_status=Message.ParseStatus.PARSED)
+            .values_list("pk", "message_id", "raw", "source")
+        )
+    for pk, message_id, raw, source in rows:
+        with workspace_context(workspace):
+            result = _parse_stored(ctx, _Received(bytes(raw), source, message_id, pk=pk))
+            audit_event_record(
+                workspace_id=workspace.pk,
+                type="message.reparsed",
+                actor=actor,
+                data={"message": pk, "status": result.status, "reason": result.reason[:500]},
             )
-        return IngestResult(status="failed", message_id=message_id, message_pk=message.pk)
-    except Exception:
-        logger.exception("could not even keep the raw bytes of %s", source)
-        return IngestResult(status="failed", message_id=message_id)
+        _count(summary, result, source)
+    if summary.thread_ids:
+        _extraction_enqueue(workspace=workspace, thread_ids=summary.thread_ids)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def message_conflict_resolve(
+    *, workspace, conflict: MessageConflict, keep_both: bool, actor=None
+) -> IngestResult | None:
+    """An operator's decision on a conflict. ``keep_both``: the conflicting content becomes a
+    message of its own (under a derived Message-ID, threaded by its references). Otherwise the
+    first message alone stays; the conflicting bytes remain on the conflict record.
+
+    None when the conflict was decided already (by someone else meanwhile).
+    """
+    ctx = _context_in(workspace)
+    result = None
+    with workspace_context(workspace):
+        conflict = MessageConflict.objects.select_for_update().filter(pk=conflict.pk).first()
+        if conflict is None or conflict.status != MessageConflict.Status.OPEN:
+            return None
+        if keep_both:
+            derived = f"conflict-{conflict.raw_sha256[:16]}.{conflict.message_id}"[:998]
+            received = _receive(
+                ctx, raw=bytes(conflict.raw), source=conflict.source, folder=conflict.folder, message_id=derived
+            )
+            result = received.result or _parse_stored(ctx, received)
+        status = MessageConflict.Status.KEPT_BOTH if keep_both else MessageConflict.Status.KEPT_EXISTING
+        MessageConflict.objects.filter(pk=conflict.pk).update(
+            status=status,
+            resolved_by=actor,
+            resolved_at=timezone.now(),
+            resolved_message_id=result.message_pk if result else None,
+        )
+        audit_event_record(
+            workspace_id=workspace.pk,
+            type="message.conflict_resolved",
+            actor=actor,
+            data={"conflict": conflict.pk, "message_id": conflict.message_id, "decision": status.value},
+        )
+        if result is not None and result.changed_thread_ids:
+            ids = set(result.changed_thread_ids)
+            transaction.on_commit(lambda: _extraction_enqueue(workspace=workspace, thread_ids=ids))
+    return result
 
 
 def inbound_token_rotate(*, workspace, actor=None) -> str:

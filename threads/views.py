@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -13,12 +14,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from threads.html import CSP_IMAGES, CSP_STRICT, html_sanitize
+from threads.ingest.sniff import not_mail_reason
 from threads.models import InboundToken, Message
 from threads.selectors import thread_get, thread_list, thread_messages
 from threads.services import message_ingest
 from workspaces.models import Workspace
 from workspaces.rls import workspace_context
 
+logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 _DUMMY_HASH = hashlib.sha256(b"no token").hexdigest()
 
@@ -115,9 +118,26 @@ def inbound_view(request, workspace_slug):
     if len(raw) > limit:
         return too_big
     if not raw:
-        return JsonResponse({"error": "empty body"}, status=400)
-    result = message_ingest(workspace=workspace, raw=raw, source="inbound")
-    status = 201 if result.status in ("new", "failed") else 200
-    return JsonResponse(
-        {"status": result.status, "message_id": result.message_id, "thread_id": result.thread_id}, status=status
-    )
+        return JsonResponse({"error": "empty body", "detail": "send one raw message as the body"}, status=400)
+    reason = not_mail_reason(raw)
+    if reason:  # nothing is stored of what is not mail
+        return JsonResponse({"error": "not mail", "detail": reason}, status=422)
+    try:
+        result = message_ingest(workspace=workspace, raw=raw, source="inbound")
+    except Exception:  # the raw bytes were committed first; say what happened rather than 500
+        logger.exception("inbound message stored but not processed")
+        return JsonResponse(
+            {
+                "status": "received",
+                "detail": "stored; processing did not finish and can be retried by an operator (Parse again)",
+            },
+            status=202,
+        )
+    body = {"status": result.status, "message_id": result.message_id, "thread_id": result.thread_id}
+    if result.reason:
+        body["detail"] = result.reason
+    # 201: a new message; 202: stored, but kept as failed or as a conflict for an operator; 200: already there.
+    status = {"new": 201, "failed": 202, "conflict": 202}.get(result.status, 200)
+    if result.status == "skipped":
+        return JsonResponse({"error": "not mail", "detail": result.reason}, status=422)
+    return JsonResponse(body, status=status)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import email.header
 import email.policy
 import email.utils
 import hashlib
 import quopri
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message as EmailMessage
@@ -24,13 +24,49 @@ from email.parser import BytesParser
 
 from threads.ingest.html_text import html_to_text
 from threads.ingest.identity import ids_parse, message_id_normalize
+from threads.ingest.sniff import header_start
 
 _PARSER = BytesParser(policy=email.policy.default)
 _FOLD = re.compile(r"\r?\n[ \t]*")
-_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+# RFC 2047 encoded word (RFC 2231 allows a "*language" after the charset).
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
 MAX_HEADER_VALUES = 50
 _SPACED_COLON = re.compile(rb"[!-9;-~]+[ \t]+:")
 _SPACED_COLON_ALL = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+
+
+DEFAULT_SECONDS = 10.0
+DEFAULT_DEPTH = 50
+# The deadline is looked at every so many encoded words, headers or parts.
+_CHECK_EVERY = 1024
+
+
+class ParseBudgetExceeded(Exception):
+    """The message took more time or nesting than its parse budget allows."""
+
+
+@dataclass
+class ParseBudget:
+    """How much one message may cost: seconds of parsing and depth of MIME nesting.
+
+    Checked as the parse goes (between headers, encoded words and parts), so one message can
+    overrun by at most one such step, and every step is linear in its input.
+    """
+
+    seconds: float = DEFAULT_SECONDS
+    max_depth: int = DEFAULT_DEPTH
+    deadline: float = field(init=False, default=0.0)
+
+    def start(self) -> ParseBudget:
+        self.deadline = time.monotonic() + self.seconds
+        return self
+
+    def check(self, what: str) -> None:
+        if self.deadline and time.monotonic() > self.deadline:
+            raise ParseBudgetExceeded(f"parse budget: more than {self.seconds:g} s ({what})")
+
+
+_NO_BUDGET = ParseBudget(seconds=float("inf"), max_depth=10**6)
 
 
 @dataclass
@@ -110,19 +146,70 @@ def _unescape_8bit(value: str) -> str:
         return decode_bytes(value.encode("utf-8", "surrogateescape"))
 
 
-def header_decode(value: str) -> str:
+def header_decode(value: str, budget: ParseBudget = _NO_BUDGET) -> str:
     """Unfold, turn raw 8-bit into text and decode RFC 2047 encoded words, leniently."""
     value = _unescape_8bit(_FOLD.sub(" ", value)).strip()
-    if "=?" not in value or not _ENCODED_WORD.search(value):
+    if "=?" not in value:
         return clean_text(value)
+    return clean_text(_encoded_words_decode(value, budget))
+
+
+def _encoded_words_decode(value: str, budget: ParseBudget) -> str:
+    """RFC 2047 decoding in one pass, linear in the value's length.
+
+    ``email.header.decode_header`` grows with the square of the number of words (it joins
+    adjacent words by repeated bytes concatenation): 300,000 words took minutes. Here the
+    bytes of adjacent words in one charset are collected in a list and decoded together (a
+    character may be split across words), and white space between two encoded words is
+    dropped (RFC 2047 section 6.2).
+    """
+    out: list[str] = []
+    pending: list[bytes] = []
+    pending_charset = ""
+    position = 0
+    after_word = False
+    for count, match in enumerate(_ENCODED_WORD.finditer(value), 1):
+        gap = value[position : match.start()]
+        if gap and not (after_word and gap.isspace()):
+            if pending:
+                out.append(decode_bytes(b"".join(pending), pending_charset))
+                pending = []
+            out.append(gap)
+        charset, encoding, text = match.group(1).lower(), match.group(2).lower(), match.group(3)
+        data = _word_bytes(encoding, text)
+        if data is None:  # not decodable: keep the word as written
+            if pending:
+                out.append(decode_bytes(b"".join(pending), pending_charset))
+                pending = []
+            out.append(match.group(0))
+        else:
+            if pending and charset != pending_charset:
+                out.append(decode_bytes(b"".join(pending), pending_charset))
+                pending = []
+            pending.append(data)
+            pending_charset = charset
+        after_word = True
+        position = match.end()
+        if count % _CHECK_EVERY == 0:
+            budget.check("decoding encoded words")
+    if pending:
+        out.append(decode_bytes(b"".join(pending), pending_charset))
+    out.append(value[position:])
+    return "".join(out)
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
     try:
-        chunks = email.header.decode_header(value)
-    except Exception:
-        return clean_text(value)
-    out = []
-    for chunk, charset in chunks:
-        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
-    return clean_text("".join(out))
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if encoding == "q":
+        return binascii.a2b_qp(data, header=True)
+    try:
+        decoded = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+    except binascii.Error:
+        return None
+    return decoded if decoded or not data else None
 
 
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
@@ -150,13 +237,15 @@ def date_parse(value: str | None) -> datetime | None:
     return parsed
 
 
-def _headers(msg: EmailMessage) -> dict[str, list[str]]:
+def _headers(msg: EmailMessage, budget: ParseBudget) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
-    for name, value in msg.raw_items():
+    for count, (name, value) in enumerate(msg.raw_items(), 1):
         key = clean_text(_unescape_8bit(str(name))).strip().lower()
         values = headers.setdefault(key, [])
         if len(values) < MAX_HEADER_VALUES:
-            values.append(header_decode(str(value)))
+            values.append(header_decode(str(value), budget))
+        if count % _CHECK_EVERY == 0:
+            budget.check("reading headers")
     return headers
 
 
@@ -219,18 +308,32 @@ class _Blobs:
         return _BLOB_LINE.sub(lambda m: bytes(self.view[slice(*self.spans[int(m.group(1))])]), data)
 
 
-def message_parse(raw: bytes) -> ParsedMessage:
-    """Parse one message. Raises only for input the email package cannot read at all."""
+def message_parse(raw: bytes, budget: ParseBudget | None = None) -> ParsedMessage:
+    """Parse one message within ``budget`` (time and MIME depth; unlimited when None).
+
+    Raises ``ParseBudgetExceeded`` past the budget, and otherwise only for input the email
+    package cannot read at all. Blank lines and an mbox envelope line before the header block
+    are passed over (bounces and exports start with them).
+    """
+    budget = budget.start() if budget is not None else _NO_BUDGET
+    start = header_start(raw)
+    if start:
+        raw = raw[start:]
     skeleton, spans = _skeleton(raw)
     blobs = _Blobs(raw, spans)
-    msg = _PARSER.parsebytes(skeleton)
+    try:
+        msg = _PARSER.parsebytes(skeleton)
+    except RecursionError:
+        raise ParseBudgetExceeded("parse budget: MIME parts nested too deeply to read") from None
     del skeleton
+    budget.check("reading the MIME structure")
+    _depth_check(msg, budget)
     if not msg.keys() and _SPACED_COLON.match(raw):
         # "Name :" is obsolete syntax (RFC 5322 4.5.3) that the email package does not read.
         end = raw.find(b"\n\n")
         head = raw if end < 0 else raw[:end]
         msg = _PARSER.parsebytes(_SPACED_COLON_ALL.sub(rb"\1:", head) + raw[len(head) :])
-    headers = _headers(msg)
+    headers = _headers(msg, budget)
     result = ParsedMessage(headers=headers)
     result.message_id = message_id_normalize(_first(headers, "message-id"))
     result.in_reply_to = ids_parse(" ".join(headers.get("in-reply-to", [])))
@@ -242,13 +345,52 @@ def message_parse(raw: bytes) -> ParsedMessage:
     result.to = [a for _, a in _addresses(headers.get("to", []))]
     result.cc = [a for _, a in _addresses(headers.get("cc", []))]
     result.sent_at = date_parse(_first(headers, "date"))
-    _walk(msg, result, blobs)
+    _walk(msg, result, blobs, budget)
     if not result.text and not result.html:
         _lenient_bodies(raw, result)
     if not result.text and result.html:
         result.text = html_to_text(result.html)
     result.defects = [type(d).__name__ for d in getattr(msg, "defects", [])]
     return result
+
+
+def _depth_check(msg: EmailMessage, budget: ParseBudget) -> None:
+    """Refuse MIME trees nested deeper than the budget (multiparts and attached messages alike),
+    walked without recursion so that the check itself cannot overflow."""
+    stack = [(msg, 0)]
+    seen = 0
+    while stack:
+        part, depth = stack.pop()
+        if depth > budget.max_depth:
+            raise ParseBudgetExceeded(f"parse budget: MIME parts nested deeper than {budget.max_depth}")
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, EmailMessage))
+        seen += 1
+        if seen % _CHECK_EVERY == 0:
+            budget.check("walking MIME parts")
+
+
+_MESSAGE_ID_FIELD = re.compile(rb"^message-id[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_id_scan(raw: bytes) -> str | None:
+    """The Message-ID read straight from the header block, without parsing the message.
+
+    The same value ``message_parse`` gives (first Message-ID field, unfolded and decoded the
+    same way), found in one linear scan: ingest needs it to store the raw bytes before parsing.
+    """
+    start = header_start(raw)
+    end = raw.find(b"\n\n", start)
+    crlf = raw.find(b"\n\r\n", start)
+    if crlf >= 0 and (end < 0 or crlf < end):
+        end = crlf
+    head = raw[start : end + 1] if end >= 0 else raw[start:]
+    match = _MESSAGE_ID_FIELD.search(head.replace(b"\r\n", b"\n") if b"\r" in head else head)
+    if not match:
+        return None
+    value = match.group(1).decode("ascii", "surrogateescape")
+    return message_id_normalize(header_decode(value))
 
 
 def _content_type(part: EmailMessage) -> str:
@@ -292,21 +434,20 @@ def _payload(part: EmailMessage, blobs: _Blobs) -> bytes:
     return data
 
 
-def _walk(part: EmailMessage, result: ParsedMessage, blobs: _Blobs, depth: int = 0) -> None:
+def _walk(part: EmailMessage, result: ParsedMessage, blobs: _Blobs, budget: ParseBudget, depth: int = 0) -> None:
+    budget.check("reading parts")
     content_type = _content_type(part)
     if content_type == "message/rfc822" or (depth > 0 and content_type.startswith("message/")):
         try:
             data = part.as_bytes() if not part.is_multipart() else b"".join(p.as_bytes() for p in part.get_payload())
-        except Exception:
-            data = b""
+        except Exception as exc:  # never a silent empty attachment
+            raise ValueError(f"an attached message could not be read back: {type(exc).__name__}: {exc}") from exc
         _attach(result, _filename(part) or "message.eml", content_type, blobs.restore(data))
         return
     if part.is_multipart():
-        if depth > 50:
-            return
         payload = part.get_payload()
         for child in payload if isinstance(payload, list) else []:
-            _walk(child, result, blobs, depth + 1)
+            _walk(child, result, blobs, budget, depth + 1)
         return
     filename = _filename(part)
     if _is_attachment(part, content_type, filename):

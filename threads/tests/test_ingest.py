@@ -66,7 +66,7 @@ def test_missing_message_id_gets_a_content_hash_id(workspace):
 
 
 def test_unparseable_input_is_kept_with_its_error(workspace, monkeypatch):
-    def broken(raw):
+    def broken(raw, budget=None):
         raise ValueError("boom")
 
     monkeypatch.setattr("threads.services.message_parse", broken)

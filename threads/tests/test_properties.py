@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from threads.ingest.parse import message_parse
 from threads.ingest.reply import reply_text
+from threads.ingest.sniff import not_mail_reason
 from threads.ingest.subject import base_subject
 from threads.ingest.threading import conversations
-from threads.models import Message
+from threads.models import Message, MessageConflict
 from threads.services import mail_import
 from threads.tests.mail import mail
 from workspaces.rls import workspace_context
@@ -59,14 +60,18 @@ def test_parse_and_reply_never_raise_on_mutations(raw):
 def test_ingestion_never_crashes_and_keeps_raw_bytes(raws):
     workspace = WorkspaceFactory()
     summary = mail_import(workspace=workspace, messages=[(raw, "fuzz") for raw in raws])
-    assert summary.read == len(raws)
+    # Every input is accounted for: read (stored), or skipped as not mail with its reason.
+    assert summary.read + summary.skipped_count == len(raws)
+    assert summary.skipped_count == sum(not_mail_reason(raw) is not None for raw in raws)
     with workspace_context(workspace):
         stored = {bytes(r) for r in Message.objects.values_list("raw", flat=True)}
+        stored |= {bytes(r) for r in MessageConflict.objects.values_list("raw", flat=True)}
         count = Message.objects.count()
+        assert not Message.objects.filter(parse_status=Message.ParseStatus.RECEIVED).exists()
     assert summary.new + summary.failed == count
     for raw in raws:
-        # Either this exact input is stored, or it was a copy of one that is.
-        assert raw in stored or summary.duplicate
+        # Either this exact input is stored, or it was a copy of one that is, or it is not mail.
+        assert raw in stored or summary.duplicate or not_mail_reason(raw)
 
 
 ids = st.sampled_from([f"m{n}@x" for n in range(8)])
