@@ -621,7 +621,7 @@ def imap_poll(*, workspace, account, mailbox_factory=None) -> ImportSummary:
         def messages():
             for uid, raw in mailbox.messages_after(start):
                 seen["last"] = max(seen["last"], uid)
-                yield raw, f"imap:{account.key}#{uid}"
+                yield raw, f"imap:{account.key}#{uid}", account.mailbox
 
         summary = mail_import(workspace=workspace, messages=messages(), label=f"imap:{account.key}")
     imap_cursor_save(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from threads.ingest.imap import ImapAccount
-from threads.management.commands._common import workspace_get
+from threads.management.commands._common import summary_lines, workspace_get
 from threads.services import imap_poll
 
 
@@ -38,7 +38,5 @@ class Command(BaseCommand):
         if not account.host or not account.user:
             raise CommandError("Set IMAP_HOST and IMAP_USER (and IMAP_PASSWORD) in the environment.")
         summary = imap_poll(workspace=ws, account=account)
-        s = summary
-        self.stdout.write(
-            f"read {s.read}, new {s.new}, duplicate {s.duplicate}, failed {s.failed}, {s.seconds:.1f} seconds"
-        )
+        for line in summary_lines(summary):
+            self.stdout.write(line)
