@@ -122,3 +122,60 @@ def test_reviewer_cannot_edit_the_policy_even_with_the_django_permission(client)
     with workspace_context(workspace):
         policy.refresh_from_db()
     assert policy.policy["min_confidence"] != 0.1
+
+
+def _staff_member(workspace, *, role: str, username: str):
+    """A staff user who is a member (not a superuser), allowed to view messages and conflicts."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username=username, is_staff=True)
+    membership_add(workspace=workspace, user=user, role=role)
+    codenames = ["view_message", "view_messageconflict", "view_mailimport"]
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_workspace_admin_resolves_a_conflict_and_parses_again_in_the_admin(client, settings):
+    from threads.models import Message as MailMessage
+    from threads.models import MessageConflict
+    from threads.services import message_ingest
+    from threads.tests.mail import mail
+
+    workspace = workspace_create(slug="acme", name="Acme Sales", internal_domains=["acme.example"])
+    message_ingest(workspace=workspace, raw=mail("same@x", body="first"), source="t")
+    message_ingest(workspace=workspace, raw=mail("same@x", body="second"), source="t")
+    settings.THREADLINE_PARSE_MAX_DEPTH = 0  # every multipart is over budget: kept as failed
+    failed = message_ingest(workspace=workspace, raw=mail("deep@x", html="<p>hi</p>"), source="t")
+    assert failed.status == "failed"
+    settings.THREADLINE_PARSE_MAX_DEPTH = 50
+    with workspace_context(workspace):
+        conflict = MessageConflict.objects.get()
+
+    reviewer = _staff_member(workspace, role="reviewer", username="rita")
+    client.force_login(reviewer)
+    listing = client.get(_url(MessageConflict, "changelist"))
+    assert listing.status_code == 200 and b"keep_both" not in listing.content  # not theirs to decide
+    refused = client.post(
+        _url(MessageConflict, "changelist"), {"action": "keep_both", "_selected_action": [conflict.pk]}
+    )
+    assert refused.status_code == 200  # the admin answers "no action selected"; nothing changes
+    with workspace_context(workspace):
+        assert MessageConflict.objects.get().status == "open"
+
+    boss = _staff_member(workspace, role="admin", username="boss")
+    client.force_login(boss)
+    assert b"keep_both" in client.get(_url(MessageConflict, "changelist")).content
+    done = client.post(
+        _url(MessageConflict, "changelist"), {"action": "keep_both", "_selected_action": [conflict.pk]}, follow=True
+    )
+    assert b"1 conflict resolved" in done.content
+    reparsed = client.post(
+        _url(MailMessage, "changelist"), {"action": "parse_again", "_selected_action": [failed.message_pk]}, follow=True
+    )
+    assert b"Parsed again: 1 now parsed, 0 still failed" in reparsed.content
+    with workspace_context(workspace):
+        conflict.refresh_from_db()
+        assert conflict.status == "kept_both" and conflict.resolved_by_id == boss.pk
+        assert MailMessage.objects.get(pk=failed.message_pk).parse_status == "parsed"
+        assert MailMessage.objects.filter(thread__isnull=False).count() == 3
+        assert AuditEvent.objects.filter(type="message.conflict_resolved", actor=boss).exists()

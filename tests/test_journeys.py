@@ -110,8 +110,8 @@ class Journey:
         self.timings.append(f"{args[0]} {time.monotonic() - started:.1f}")
         return out.getvalue().strip()
 
-    def ingest(self) -> str:
-        return self.manage("ingest", *map(str, MAIL), "--workspace", SLUG, "--no-progress")
+    def ingest(self, *paths: Path) -> str:
+        return self.manage("ingest", *map(str, paths or MAIL), "--workspace", SLUG, "--no-progress")
 
     def import_csv(self) -> str:
         return self.manage("import_deals_csv", str(DEALS_CSV), "--workspace", SLUG)
@@ -471,6 +471,55 @@ def test_deals_first_then_mail_from_csv(journey):
     report("3. deals from CSV first, then mail", journey, snap)
 
     expect = Expect("CSV deals first, mail second")
+    expect_jobs_succeeded(expect, journey, snap)
+    expect_mirror(expect, snap, crm="csv")
+    expect_outcome(expect, snap, budget=False)
+    expect.done()
+
+
+def maildirpp_store(root: Path) -> dict[str, int]:
+    """The journey's mail as Dovecot keeps it: INBOX at the root, what Fernhill sent in .Sent,
+    the .eml files in .Customers.Accounts, with Dovecot's own files beside them."""
+    from threads.ingest.parse import message_parse
+    from threads.ingest.sources import MailWalk
+
+    counts: Counter = Counter()
+    for n, item in enumerate(MailWalk(MAIL)):
+        sent = message_parse(item.raw).from_email.endswith("@fernhill.io")
+        folder = ".Sent" if sent else ".Customers.Accounts" if item.source.startswith("file:") else ""
+        box = root / folder if folder else root
+        for sub in ("cur", "new", "tmp"):
+            (box / sub).mkdir(parents=True, exist_ok=True)
+        (box / ("cur" if n % 2 else "new") / f"{1700000000 + n}.M{n}P1.host:2,S").write_bytes(item.raw)
+        counts[folder.lstrip(".").replace(".", "/") or "INBOX"] += 1
+        if folder:
+            (box / "maildirfolder").write_bytes(b"")
+    (root / "dovecot-uidlist").write_bytes(b"3 V1700000000 N1\n")
+    (root / "dovecot.index.log").write_bytes(b"\x01\x02\x00\x00" * 8)
+    return dict(counts)
+
+
+def test_deals_first_then_mail_from_a_maildirpp_store(journey, tmp_path):
+    """The same mail kept as Dovecot keeps it: every message read, its folder kept, and the
+    stages after ingest (extraction, linking, facts) come out as from the mbox."""
+    store = tmp_path / "Maildir"
+    folders = maildirpp_store(store)
+    journey.start(policy=DEFAULT)
+    print("\n" + journey.import_csv())
+    journey.drain()
+    out = journey.ingest(store)
+    print(out)
+    journey.drain()
+    snap = snapshot(journey.ws)
+    report("3b. deals from CSV first, then mail from a Maildir++ store", journey, snap)
+
+    expect = Expect("CSV deals first, mail from Maildir++ second")
+    total = sum(folders.values())
+    expect(f"read {total} messages from {total} of {total + 2} files" in out, f"every message read: {out}")
+    expect("skipped 2 files (mail store index 2)" in out, "Dovecot's files listed as skipped")
+    with workspace_context(journey.ws):
+        stored = Counter(Message.objects.values_list("folder", flat=True))
+    expect(stored == Counter(folders), f"folders kept: {dict(stored)} vs {folders}")
     expect_jobs_succeeded(expect, journey, snap)
     expect_mirror(expect, snap, crm="csv")
     expect_outcome(expect, snap, budget=False)

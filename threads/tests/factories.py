@@ -2,7 +2,16 @@ import hashlib
 
 import factory
 
-from threads.models import Attachment, ImapCursor, InboundToken, Message, MessageReference, Thread
+from threads.models import (
+    Attachment,
+    ImapCursor,
+    InboundToken,
+    MailImport,
+    Message,
+    MessageConflict,
+    MessageReference,
+    Thread,
+)
 from workspaces.tests.factories import WorkspaceFactory
 
 RAW = b"From: Ana <ana@customer.example>\r\nTo: rep@team.example\r\nSubject: Hello\r\nMessage-ID: <f@x>\r\n\r\nHi\r\n"
@@ -76,3 +85,26 @@ class ImapCursorFactory(factory.django.DjangoModelFactory):
     mailbox_key = factory.Sequence(lambda n: f"user@imap.example:993/INBOX{n}")
     uidvalidity = 1
     last_uid = 0
+
+
+class MessageConflictFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MessageConflict
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    kept = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
+    message_id = factory.LazyAttribute(lambda c: c.kept.message_id)
+    raw = RAW + b"other content\r\n"
+    raw_sha256 = factory.LazyAttribute(lambda c: hashlib.sha256(bytes(c.raw)).hexdigest())
+    raw_size = factory.LazyAttribute(lambda c: len(c.raw))
+    source = "factory"
+
+
+class MailImportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MailImport
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    label = "factory import"
+    messages_read = 1
+    messages_new = 1

@@ -77,7 +77,7 @@ def test_poll_imap_command_reads_credentials_from_environment(dovecot, workspace
         user=USER,
         ca_file=str(dovecot.cert),
     )
-    assert "read 1, new 1" in capsys.readouterr().out
+    assert "read 1 messages: new 1, duplicate 0" in capsys.readouterr().out
 
 
 def test_wrong_certificate_is_refused(dovecot, workspace, tmp_path):

@@ -207,12 +207,13 @@ def test_ingest_command_reads_every_source_kind(workspace, tmp_path, capsys):
     paths = [str(p) for p in (tmp_path / "one.eml", folder, tmp_path / "box.mbox", tmp_path / "box.mbox.gz", maildir)]
     call_command("ingest", *paths, workspace=workspace.slug)
     out = capsys.readouterr().out
-    assert "read 8, new 8, duplicate 0, failed 0" in out
+    assert "read 8 messages from 6 of 7 files: new 8, duplicate 0, conflict 0, failed 0" in out
+    assert f"skipped: not mail: it does not start with a header line (name: value): {folder / 'notes.txt'}" in out
     with workspace_context(workspace):
         body = Message.objects.get(message_id="m1@x").text
     assert "From here on" in body
     call_command("ingest", *paths, workspace=workspace.slug)
-    assert "read 8, new 0, duplicate 8" in capsys.readouterr().out
+    assert "read 8 messages from 6 of 7 files: new 0, duplicate 8" in capsys.readouterr().out
 
 
 def test_export_threads_json(workspace, tmp_path):

@@ -135,6 +135,8 @@ def test_factories_create_one_valid_row_each(workspace):
             factories.MessageReferenceFactory,
             factories.InboundTokenFactory,
             factories.ImapCursorFactory,
+            factories.MessageConflictFactory,
+            factories.MailImportFactory,
         ):
             row = factory(workspace=workspace)
             assert row.pk and row.workspace_id == workspace.pk
