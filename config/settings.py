@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "workspaces",
@@ -166,6 +167,9 @@ JOBS_EXTRA_TASK_MODULES = env.list("THREADLINE_EXTRA_TASK_MODULES", default=[])
 THREADLINE_ATTACHMENT_MAX_BYTES = env.int("THREADLINE_ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024)
 # The largest body the HTTP inbound endpoint accepts (413 above it).
 THREADLINE_INBOUND_MAX_BYTES = env.int("THREADLINE_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
+# Pages show at most this many characters of a message's text or HTML (cut in SQL), with a
+# note and a link to the whole; evidence beyond the cut is shown in a window around it.
+THREADLINE_BODY_DISPLAY_MAX_CHARS = env.int("THREADLINE_BODY_DISPLAY_MAX_CHARS", default=100_000)
 # IMAP polling (manage.py poll_imap): credentials from the environment.
 IMAP_HOST = env("IMAP_HOST", default="")
 IMAP_PORT = env.int("IMAP_PORT", default=993)
