@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "workspaces",
@@ -170,6 +171,9 @@ THREADLINE_INBOUND_MAX_BYTES = env.int("THREADLINE_INBOUND_MAX_BYTES", default=4
 # bytes are stored before parsing starts). Seconds of parsing, and depth of MIME nesting.
 THREADLINE_PARSE_SECONDS = env.float("THREADLINE_PARSE_SECONDS", default=10.0)
 THREADLINE_PARSE_MAX_DEPTH = env.int("THREADLINE_PARSE_MAX_DEPTH", default=50)
+# Pages show at most this many characters of a message's text or HTML (cut in SQL), with a
+# note and a link to the whole; evidence beyond the cut is shown in a window around it.
+THREADLINE_BODY_DISPLAY_MAX_CHARS = env.int("THREADLINE_BODY_DISPLAY_MAX_CHARS", default=100_000)
 # IMAP polling (manage.py poll_imap): credentials from the environment.
 IMAP_HOST = env("IMAP_HOST", default="")
 IMAP_PORT = env.int("IMAP_PORT", default=993)

@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Length, Substr
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from review.models import ReviewItem
 from review.sql import QUERIES
 from threads.models import Message
+from threads.selectors import body_display_limit
 from workspaces.models import AuditEvent
 
 PAGE_SIZE = 50
@@ -156,12 +158,24 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 class Segment:
     text: str
     highlight: bool
+    start: int = 0  # where ``text`` begins in the message's reply_text
+    gap: int = 0  # a gap: this many characters are not shown here (``text`` is empty)
 
 
-def message_segments(text: str, spans: list[tuple[int, int]]) -> list[Segment]:
-    """The text cut into plain and highlighted pieces (overlapping spans merged)."""
+# Beyond the first THREADLINE_BODY_DISPLAY_MAX_CHARS characters, each evidence span is shown
+# with this much text on either side.
+EVIDENCE_CONTEXT = 300
+
+
+def message_segments(text: str, spans: list[tuple[int, int]], *, offset: int = 0) -> list[Segment]:
+    """The text cut into plain and highlighted pieces (overlapping spans merged).
+
+    ``text`` is the piece of the message that starts at ``offset``; spans are offsets in the
+    whole message, so a window far into a huge message highlights at the right places.
+    """
     merged: list[list[int]] = []
-    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans if e > s):
+    clipped = ((max(0, s - offset), min(len(text), e - offset)) for s, e in spans)
+    for start, end in sorted((s, e) for s, e in clipped if e > s):
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
@@ -169,16 +183,62 @@ def message_segments(text: str, spans: list[tuple[int, int]]) -> list[Segment]:
     segments, position = [], 0
     for start, end in merged:
         if start > position:
-            segments.append(Segment(text[position:start], False))
-        segments.append(Segment(text[start:end], True))
+            segments.append(Segment(text[position:start], False, offset + position))
+        segments.append(Segment(text[start:end], True, offset + start))
         position = end
     if position < len(text):
-        segments.append(Segment(text[position:], False))
+        segments.append(Segment(text[position:], False, offset + position))
+    return segments
+
+
+def _windows(spans: list[tuple[int, int]], *, limit: int, length: int) -> list[tuple[int, int]]:
+    """The ranges beyond the first ``limit`` characters to show around the spans there, merged
+    and in order; together at most ``limit`` characters, so the page stays small."""
+    ranges: list[list[int]] = []
+    budget = limit
+    for start, end in sorted(spans):
+        low, high = max(limit, start - EVIDENCE_CONTEXT), min(length, end + EVIDENCE_CONTEXT)
+        if ranges and low <= ranges[-1][1]:
+            low = ranges[-1][1]
+        high = min(high, low + budget)
+        if high <= low:
+            continue
+        budget -= high - low
+        if ranges and low == ranges[-1][1]:
+            ranges[-1][1] = high
+        else:
+            ranges.append([low, high])
+    return [(low, high) for low, high in ranges]
+
+
+def _window_texts(message_pk: int, windows: list[tuple[int, int]]) -> list[str]:
+    """The windows' text, cut in SQL (one query): the message's reply_text is never loaded whole."""
+    cuts = {f"w{i}": Substr("reply_text", low + 1, high - low) for i, (low, high) in enumerate(windows)}
+    row = Message.objects.filter(pk=message_pk).values(**cuts).first() or {}
+    return [row.get(f"w{i}") or "" for i in range(len(windows))]
+
+
+def _reply_segments(message: Message, spans: list[tuple[int, int]], limit: int) -> list[Segment]:
+    segments = message_segments(message.reply_head or "", spans)
+    position = len(message.reply_head or "")
+    windows = _windows(spans, limit=limit, length=message.reply_length) if message.reply_length > limit else []
+    texts = _window_texts(message.pk, windows) if windows else []
+    for (low, high), text in zip(windows, texts, strict=True):
+        if low > position:
+            segments.append(Segment("", False, position, gap=low - position))
+        segments.extend(message_segments(text, spans, offset=low))
+        position = high
+    if position < message.reply_length:
+        segments.append(Segment("", False, position, gap=message.reply_length - position))
     return segments
 
 
 def item_messages(*, item: ReviewItem) -> list[dict]:
-    """The thread's messages in order, each with the item's evidence spans marked."""
+    """The thread's messages in order, each with the item's evidence spans marked.
+
+    Only the first THREADLINE_BODY_DISPLAY_MAX_CHARS characters of each reply are read, plus
+    a window around each span beyond them, all cut in SQL: fast whatever the message's size.
+    """
     if item.thread_id is None:
         return []
     evidence = item.payload_json.get("evidence") or []
@@ -186,16 +246,21 @@ def item_messages(*, item: ReviewItem) -> list[dict]:
     for span in evidence:
         if isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int):
             by_message.setdefault(span.get("message_id"), []).append((span["start"], span["end"]))
+    limit = body_display_limit()
     messages = (
         Message.objects.filter(thread_id=item.thread_id)
         .order_by("sent_at", "created_at", "pk")
-        .only("pk", "from_email", "from_name", "sent_at", "subject", "reply_text", "parse_status")
+        .only("pk", "from_email", "from_name", "sent_at", "subject", "parse_status", "parse_error", "folder")
+        .annotate(reply_head=Substr("reply_text", 1, limit), reply_length=Length("reply_text"))
     )
     return [
         {
             "message": m,
-            "segments": message_segments(m.reply_text or "", by_message.get(m.pk, [])),
+            "segments": _reply_segments(m, by_message.get(m.pk, []), limit),
             "has_evidence": m.pk in by_message,
+            "cut": m.reply_length > limit,
+            "length": m.reply_length,
+            "limit": limit,
         }
         for m in messages
     ]

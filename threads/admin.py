@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from threads.models import Attachment, ImapCursor, InboundToken, MailImport, Message, MessageConflict, Thread
+from threads.selectors import BIG_COLUMNS, body_display_limit, message_body_heads
 from threads.services import message_conflict_resolve, messages_reparse
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 from workspaces.models import Membership
@@ -24,6 +26,9 @@ class MessageInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*BIG_COLUMNS)
+
 
 @admin.register(Thread)
 class ThreadAdmin(WorkspaceScopedAdmin):
@@ -42,12 +47,14 @@ class MessageAdmin(ReadOnlyAdmin):
     list_display = ("subject", "from_email", "sent_at", "folder", "parse_status", "parse_error", "source")
     list_filter = ("parse_status",)
     search_fields = ("subject", "from_email", "message_id", "folder")
-    exclude = ("workspace", "raw", "text", "html", "headers_json")
+    # The bodies can be tens of megabytes: the list never loads them, the page shows their start.
+    exclude = ("workspace", "raw", "text", "html", "reply_text")
+    readonly_fields = ("text_start", "html_start", "downloads")
     list_select_related = ("thread",)
     actions = ["parse_again"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("raw", "text", "html", "reply_text", "headers_json")
+        return super().get_queryset(request).defer(*BIG_COLUMNS)
 
     def has_reparse_permission(self, request):
         return _is_workspace_admin(request)
@@ -63,6 +70,29 @@ class MessageAdmin(ReadOnlyAdmin):
             f"(already parsed messages are left alone).",
             messages.SUCCESS if not summary.failed else messages.WARNING,
         )
+
+    @admin.display(description="Text")
+    def text_start(self, obj):
+        return self._start(obj, "text")
+
+    @admin.display(description="HTML (as sent, shown as text)")
+    def html_start(self, obj):
+        return self._start(obj, "html")
+
+    def _start(self, obj, column):
+        head, length = message_body_heads(message_id=obj.pk)[column]
+        limit = body_display_limit()
+        note = f"\n\n[showing the first {limit:,} of {length:,} characters]" if length > limit else ""
+        return head + note
+
+    @admin.display(description="Downloads")
+    def downloads(self, obj):
+        if not obj.workspace_id:
+            return "—"
+        slug = obj.workspace.slug
+        raw = reverse("threads:message-raw", kwargs={"workspace_slug": slug, "message_id": obj.pk})
+        text = reverse("threads:message-text", kwargs={"workspace_slug": slug, "message_id": obj.pk})
+        return format_html('<a href="{}">Raw message (.eml)</a> · <a href="{}">Whole text</a>', raw, text)
 
 
 @admin.register(MessageConflict)

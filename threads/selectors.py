@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Func, IntegerField, Prefetch, Q, QuerySet, When
+from django.db.models.functions import Length, Substr
 
-from threads.models import Message, Thread
+from threads.models import Attachment, Message, Thread
+
+# Columns that can be tens of megabytes: pages that list or show messages never load them
+# whole; they annotate a cut (Substr reads only a slice of a TOASTed value) and the length.
+BIG_COLUMNS = ("text", "html", "reply_text", "raw", "headers_json")
+
+
+def body_display_limit() -> int:
+    """How many characters of a body the pages show (THREADLINE_BODY_DISPLAY_MAX_CHARS)."""
+    return max(1, settings.THREADLINE_BODY_DISPLAY_MAX_CHARS)
+
+
+class OctetLength(Func):
+    """Bytes in a value: PostgreSQL reads it from the TOAST header, without decompressing the
+    value as LENGTH (characters) must."""
+
+    function = "OCTET_LENGTH"
+    output_field = IntegerField()
+
+
+def is_cut(head: str, *, limit: int, octets: int) -> bool:
+    """Whether ``head`` (the first ``limit`` characters of a value of ``octets`` UTF-8 bytes)
+    is only part of it: exact, without counting the value's characters."""
+    return len(head) >= limit and octets > len(head.encode())
 
 
 def thread_list(*, query: str = "") -> QuerySet[Thread]:
@@ -24,14 +49,76 @@ def thread_get(*, thread_id: int) -> Thread | None:
     return Thread.objects.filter(pk=thread_id).first()
 
 
-def thread_messages(*, thread: Thread) -> QuerySet[Message]:
-    """A thread's messages in the order they were sent (raw bytes deferred)."""
-    return (
+def _shown_body():
+    """The body a thread page shows: the reply, or the whole text of a message without one."""
+    return Case(When(reply_text="", then=F("text")), default=F("reply_text"))
+
+
+def thread_messages(*, thread: Thread, limit: int | None = None) -> list[Message]:
+    """A thread's messages in the order they were sent, with the big columns deferred.
+
+    Each carries ``body_head`` (the first ``limit`` characters of its reply, or of its text
+    when it has no reply), ``body_length`` (characters), ``body_part`` ("reply" or "text", for
+    the link to the whole), ``body_cut``, ``html_size`` (bytes) and ``html_cut``; and its
+    attachments, in order. Only the shown body's length is counted (LENGTH reads the whole
+    value inside PostgreSQL); the rest comes from byte sizes, which cost nothing.
+    """
+    limit = limit or body_display_limit()
+    rows = list(
         Message.objects.filter(thread=thread)
-        .defer("raw", "headers_json")
-        .prefetch_related("attachments")
+        .defer(*BIG_COLUMNS)
+        .annotate(
+            body_head=Substr(_shown_body(), 1, limit),
+            body_length=Length(_shown_body()),
+            has_reply=ExpressionWrapper(~Q(reply_text=""), output_field=BooleanField()),
+            html_size=OctetLength("html"),
+        )
+        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
         .order_by("sent_at", "id")
     )
+    for message in rows:
+        message.body_part = "reply" if message.has_reply else "text"
+        message.body_cut = message.body_length > limit
+        # Fewer bytes than the limit in characters: certainly whole; more: the frame says.
+        message.html_cut = message.html_size > limit
+    return rows
+
+
+def message_text_whole(*, message_id: int, part: str = "text") -> str | None:
+    """The whole plain text (``part="reply"``: the reply) of a message, for the "whole text" link."""
+    field = "reply_text" if part == "reply" else "text"
+    return Message.objects.filter(pk=message_id).values_list(field, flat=True).first()
+
+
+def message_html_head(*, message_id: int, limit: int | None = None) -> tuple[str, int] | None:
+    """The first ``limit`` characters of a message's HTML and its whole size in bytes, cut in SQL."""
+    limit = limit or body_display_limit()
+    return (
+        Message.objects.filter(pk=message_id)
+        .annotate(head=Substr("html", 1, limit), size=OctetLength("html"))
+        .values_list("head", "size")
+        .first()
+    )
+
+
+def message_body_heads(*, message_id: int, limit: int | None = None) -> dict[str, tuple[str, int]]:
+    """The first ``limit`` characters and the length of a message's text, html and reply."""
+    limit = limit or body_display_limit()
+    columns = ("text", "html", "reply_text")
+    cuts = {f"{c}_head": Substr(c, 1, limit) for c in columns} | {f"{c}_length": Length(c) for c in columns}
+    row = Message.objects.filter(pk=message_id).values(**cuts).first()
+    if row is None:
+        return {c: ("", 0) for c in columns}
+    return {c: (row[f"{c}_head"] or "", row[f"{c}_length"] or 0) for c in columns}
+
+
+def message_column(*, message_id: int, column: str):
+    """One whole column of one message (``raw`` or ``html``), for a download; None: no such message."""
+    return Message.objects.filter(pk=message_id).values_list(column, flat=True).first()
+
+
+def attachment_get(*, attachment_id: int) -> Attachment | None:
+    return Attachment.objects.filter(pk=attachment_id).first()
 
 
 def threads_export() -> list[dict]:
@@ -77,4 +164,4 @@ def threads_export() -> list[dict]:
 
 def messages_failed() -> QuerySet[Message]:
     """Messages that could not be parsed, for operators."""
-    return Message.objects.filter(parse_status=Message.ParseStatus.FAILED).defer("raw").order_by("-created_at")
+    return Message.objects.filter(parse_status=Message.ParseStatus.FAILED).defer(*BIG_COLUMNS).order_by("-created_at")

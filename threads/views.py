@@ -1,22 +1,35 @@
-"""Thread list, thread page, a message's HTML frame, and the HTTP inbound endpoint."""
+"""Thread list, thread page, a message's HTML frame, downloads, and the HTTP inbound endpoint."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from threads.html import CSP_IMAGES, CSP_STRICT, html_sanitize
 from threads.ingest.sniff import not_mail_reason
-from threads.models import InboundToken, Message
-from threads.selectors import thread_get, thread_list, thread_messages
+from threads.models import InboundToken
+from threads.selectors import (
+    attachment_get,
+    body_display_limit,
+    is_cut,
+    message_column,
+    message_html_head,
+    message_text_whole,
+    thread_get,
+    thread_list,
+    thread_messages,
+)
 from threads.services import message_ingest
 from workspaces.models import Workspace
 from workspaces.rls import workspace_context
@@ -61,25 +74,102 @@ def thread_detail_view(request, workspace_slug, thread_id):
     return render(
         request,
         "threads/thread_detail.html",
-        {"thread": thread, "thread_messages": list(thread_messages(thread=thread)), "nav": "threads"},
+        {
+            "thread": thread,
+            "thread_messages": thread_messages(thread=thread),
+            "display_limit": body_display_limit(),
+            "nav": "threads",
+        },
     )
+
+
+_CUT_NOTE = (
+    '<p style="background:#fff4e5;padding:.5em;font:14px system-ui,sans-serif">This HTML was cut: '
+    "showing the first {shown:,} characters of {size}. The whole HTML is a download on the thread page.</p>"
+)
 
 
 @login_required
 @require_GET
 def message_html_view(request, workspace_slug, message_id):
-    """The message's HTML, sanitized, for a sandboxed iframe, with a strict CSP."""
-    message = Message.objects.filter(pk=message_id).only("html").first()
-    if message is None or not message.html:
+    """The message's HTML, sanitized, for a sandboxed iframe, with a strict CSP. A big HTML is
+    cut before sanitizing (in SQL: the rest is never loaded), and the frame says so."""
+    limit = body_display_limit()
+    found = message_html_head(message_id=message_id, limit=limit)
+    if found is None or not found[0]:
         raise Http404("No HTML")
+    head, size = found
     images = request.GET.get("images") == "1"
-    body = html_sanitize(message.html, remote_images=images)
-    page = f'<!doctype html><meta charset="utf-8"><base target="_blank">{body}'
+    body = html_sanitize(head, remote_images=images)
+    note = _CUT_NOTE.format(shown=limit, size=filesizeformat(size)) if is_cut(head, limit=limit, octets=size) else ""
+    page = f'<!doctype html><meta charset="utf-8"><base target="_blank">{note}{body}'
     response = HttpResponse(page, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = (CSP_IMAGES if images else CSP_STRICT) + "; frame-ancestors 'self'"
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _guarded(response):
+    """Headers for content the browser must never run or render as a page of ours."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _download(data: bytes, *, filename: str, content_type: str) -> FileResponse:
+    # Loaded whole inside the request's transaction: the row-level-security context ends with
+    # it, before a streamed response would be read.
+    response = FileResponse(io.BytesIO(data), as_attachment=True, filename=filename, content_type=content_type)
+    return _guarded(response)
+
+
+@login_required
+@require_GET
+def message_text_view(request, workspace_slug, message_id):
+    """The whole plain text of a message (``?part=reply``: its reply), as text/plain."""
+    text = message_text_whole(message_id=message_id, part=request.GET.get("part", "text"))
+    if text is None:
+        raise Http404("No such message")
+    return _guarded(HttpResponse(text, content_type="text/plain; charset=utf-8"))
+
+
+@login_required
+@require_GET
+def message_html_download_view(request, workspace_slug, message_id):
+    """The whole HTML as sent, unsanitized: only ever a download, never rendered here."""
+    html = message_column(message_id=message_id, column="html")
+    if not html:
+        raise Http404("No HTML")
+    return _download(html.encode(), filename=f"message-{message_id}.html", content_type="application/octet-stream")
+
+
+@login_required
+@require_GET
+def message_raw_view(request, workspace_slug, message_id):
+    """The message exactly as received (RFC 5322 bytes), as an .eml download."""
+    raw = message_column(message_id=message_id, column="raw")
+    if raw is None:
+        raise Http404("No such message")
+    return _download(bytes(raw), filename=f"message-{message_id}.eml", content_type="message/rfc822")
+
+
+@login_required
+@require_GET
+def attachment_download_view(request, workspace_slug, attachment_id):
+    """A stored attachment, always as an opaque download whatever type it declares."""
+    attachment = attachment_get(attachment_id=attachment_id)
+    if attachment is None or not attachment.file:
+        raise Http404("Attachment not stored")
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("Attachment file missing") from None
+    name = PurePosixPath(attachment.filename.replace("\\", "/")).name or f"attachment-{attachment.pk}"
+    response = FileResponse(handle, as_attachment=True, filename=name, content_type="application/octet-stream")
+    return _guarded(response)
 
 
 def _unauthorized(reason: str) -> JsonResponse:
