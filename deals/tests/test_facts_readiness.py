@@ -147,7 +147,7 @@ def test_newer_evidence_supersedes_older_and_history_is_kept_and_disagreement_go
 
     deal_facts_update(workspace_id=ws.pk, deal_id=deal.pk)  # the same disagreement: no second item
     assert ReviewItem.objects.filter(reason="fact_conflict").count() == 1
-    types = list(AuditEvent.objects.filter(type__startswith="deal_fact").values_list("type", flat=True))
+    types = list(AuditEvent.objects.filter(type__startswith="deal_fact").order_by("pk").values_list("type", flat=True))
     assert types == ["deal_fact.recorded", "deal_fact.recorded", "deal_fact.conflict"]
 
 
