@@ -357,6 +357,24 @@ def message_ingest(
     with workspace_context(workspace):
         received = _receive_guarded(ctx, raw=raw, source=source, folder=folder)
     result = received.result
+    try:
+        return _ingest_finish(workspace, ctx, received, result, source=source, enqueue_extraction=enqueue_extraction)
+    except Exception as exc:
+        if received.pk is None:
+            raise
+        raise StoredNotProcessed(received.pk, received.message_id) from exc
+
+
+class StoredNotProcessed(Exception):
+    """The raw bytes were committed, but what follows them failed (the database went away):
+    the message waits as ``received`` for ``messages_reparse`` (admin: Parse again)."""
+
+    def __init__(self, message_pk: int, message_id: str):
+        super().__init__(f"message {message_id} stored (#{message_pk}) but not processed")
+        self.message_pk, self.message_id = message_pk, message_id
+
+
+def _ingest_finish(workspace, ctx, received: _Received, result, *, source: str, enqueue_extraction: bool):
     with workspace_context(workspace):
         if result is None:
             result = _parse_stored(ctx, received)
@@ -457,6 +475,9 @@ def mail_import(
 def _count(summary: ImportSummary, result: IngestResult, source: str) -> None:
     if result.status == "skipped":
         summary.skip(source, result.reason)
+        return
+    if result.status == "failed" and result.message_pk is None:  # the database refused even the raw bytes
+        summary.skip(source, f"not stored: {result.reason}")
         return
     summary.read += 1
     summary.new += result.status == "new"

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError, transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
@@ -30,7 +31,7 @@ from threads.selectors import (
     thread_list,
     thread_messages,
 )
-from threads.services import message_ingest
+from threads.services import StoredNotProcessed, message_ingest
 from workspaces.models import Workspace
 from workspaces.rls import workspace_context
 
@@ -172,6 +173,12 @@ def attachment_download_view(request, workspace_slug, attachment_id):
     return _guarded(response)
 
 
+def _not_stored(reason: str) -> JsonResponse:
+    response = JsonResponse({"error": "not stored", "detail": reason[:500]}, status=503)
+    response["Retry-After"] = "60"
+    return response
+
+
 def _unauthorized(reason: str) -> JsonResponse:
     response = JsonResponse({"error": "unauthorized", "detail": reason}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="threadline-inbound"'
@@ -179,9 +186,15 @@ def _unauthorized(reason: str) -> JsonResponse:
 
 
 @csrf_exempt
+@transaction.non_atomic_requests
 @require_POST
 def inbound_view(request, workspace_slug):
-    """One raw message/rfc822 per POST, authenticated by the workspace's bearer token."""
+    """One raw message/rfc822 per POST, authenticated by the workspace's bearer token.
+
+    Outside any request transaction (see ``OWN_TRANSACTIONS`` in workspaces/middleware.py):
+    the raw bytes are committed before parsing starts, so a worker killed mid-parse (a web
+    server's timeout) loses nothing; the message waits as ``received``.
+    """
     auth = request.headers.get("Authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
     workspace = Workspace.objects.filter(slug=workspace_slug).first()
@@ -214,15 +227,21 @@ def inbound_view(request, workspace_slug):
         return JsonResponse({"error": "not mail", "detail": reason}, status=422)
     try:
         result = message_ingest(workspace=workspace, raw=raw, source="inbound")
-    except Exception:  # the raw bytes were committed first; say what happened rather than 500
+    except StoredNotProcessed as exc:  # the raw bytes are committed: say so rather than 500
         logger.exception("inbound message stored but not processed")
         return JsonResponse(
             {
                 "status": "received",
-                "detail": "stored; processing did not finish and can be retried by an operator (Parse again)",
+                "message_id": exc.message_id,
+                "detail": "stored; processing did not finish, an operator can retry it (admin: Parse again)",
             },
             status=202,
         )
+    except DatabaseError as exc:  # nothing was stored: the sender should try again
+        logger.exception("inbound message could not be stored")
+        return _not_stored(f"{type(exc).__name__}: {exc}")
+    if result.status == "failed" and result.message_pk is None:  # not stored: the sender should try again
+        return _not_stored(result.reason)
     body = {"status": result.status, "message_id": result.message_id, "thread_id": result.thread_id}
     if result.reason:
         body["detail"] = result.reason

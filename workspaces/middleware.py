@@ -9,6 +9,9 @@ from workspaces.selectors import membership_get
 
 SESSION_KEY = "workspace_id"
 URL_PREFIX = "/w/"
+# Paths that manage their own transactions: the inbound hook commits a message's raw bytes
+# before it parses them, which a transaction around the whole request would undo on a crash.
+OWN_TRANSACTIONS = ("/inbound/",)
 
 
 class WorkspaceContextMiddleware:
@@ -25,6 +28,9 @@ class WorkspaceContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path_info.startswith(OWN_TRANSACTIONS):
+            request.workspace, request.membership = None, None
+            return self.get_response(request)
         with transaction.atomic():
             user = request.user
             user_id = user.pk if user.is_authenticated else None
