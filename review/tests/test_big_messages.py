@@ -49,16 +49,14 @@ def span(text, quote, message_pk):
     return {"message_id": message_pk, "start": start, "end": start + len(quote), "quote": quote}
 
 
-def big_item(ws, quotes=(EARLY, BUDGET, TIMELINE)):
-    result = message_ingest(workspace=ws, raw=mail("huge@x", body=BODY), source="test")
-    message_ingest(workspace=ws, raw=mail("reply@x", in_reply_to="huge@x", body="Thanks!", day=1), source="test")
+def evidence_item(ws, message_pk: int, thread_id: int, quotes):
+    """A budget review item whose evidence is each quote, found in the message's reply text."""
     with workspace_context(ws):
-        Message.objects.filter(pk=result.message_pk).update(folder="Customers/Acme")
-        reply = Message.objects.filter(pk=result.message_pk).values_list("reply_text", flat=True).get()
-        evidence = [span(reply, quote, result.message_pk) for quote in quotes]
+        reply = Message.objects.filter(pk=message_pk).values_list("reply_text", flat=True).get()
+        evidence = [span(reply, quote, message_pk) for quote in quotes]
         item = ReviewItemFactory(
             workspace=ws,
-            thread_id=result.thread_id,
+            thread_id=thread_id,
             payload_json={
                 "field": "budget",
                 "proposed_value": {"amount": 40000, "currency": "USD"},
@@ -69,6 +67,14 @@ def big_item(ws, quotes=(EARLY, BUDGET, TIMELINE)):
             },
         )
     return item, reply, evidence
+
+
+def big_item(ws, quotes=(EARLY, BUDGET, TIMELINE)):
+    result = message_ingest(workspace=ws, raw=mail("huge@x", body=BODY), source="test")
+    message_ingest(workspace=ws, raw=mail("reply@x", in_reply_to="huge@x", body="Thanks!", day=1), source="test")
+    with workspace_context(ws):
+        Message.objects.filter(pk=result.message_pk).update(folder="Customers/Acme")
+    return evidence_item(ws, result.message_pk, result.thread_id, quotes)
 
 
 def item_url(ws, item):

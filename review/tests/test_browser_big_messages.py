@@ -5,12 +5,10 @@ import re
 
 import pytest
 
-from review.tests.factories import ReviewItemFactory
+from review.tests.test_big_messages import evidence_item
 from tests.browser import requires_chromium
-from threads.models import Message
 from threads.services import message_ingest
 from threads.tests.mail import mail
-from workspaces.rls import workspace_context
 from workspaces.services import membership_add, workspace_create
 from workspaces.tests.factories import UserFactory
 
@@ -31,22 +29,7 @@ def big_item(settings):
     user.save()
     membership_add(workspace=ws, user=user, role="reviewer")
     result = message_ingest(workspace=ws, raw=mail("huge@x", body=BODY), source="test")
-    with workspace_context(ws):
-        reply = Message.objects.filter(pk=result.message_pk).values_list("reply_text", flat=True).get()
-        start = reply.index(BUDGET)
-        evidence = [{"message_id": result.message_pk, "start": start, "end": start + len(BUDGET), "quote": BUDGET}]
-        item = ReviewItemFactory(
-            workspace=ws,
-            thread_id=result.thread_id,
-            payload_json={
-                "field": "budget",
-                "proposed_value": {"amount": 40000, "currency": "USD"},
-                "confidence": 0.6,
-                "evidence": evidence,
-                "grounded": True,
-                "other_values": [],
-            },
-        )
+    item, reply, _ = evidence_item(ws, result.message_pk, result.thread_id, [BUDGET])
     return result.thread_id, item, len(reply)
 
 

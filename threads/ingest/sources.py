@@ -177,44 +177,39 @@ def _is_dir(entry: os.DirEntry) -> bool:
 
 def _maildir_entries(path: Path, folder: str, prefix: str, seen: set[str]) -> Iterator[_Entry]:
     """A Maildir: ``folder`` names its messages, ``prefix`` its subfolders ("" under INBOX)."""
+    return _folder_entries(path, prefix, seen, maildir_folder=folder)
+
+
+def _plain_entries(path: Path, prefix: str, seen: set[str]) -> Iterator[_Entry]:
+    return _folder_entries(path, prefix, seen, maildir_folder=None)
+
+
+def _folder_entries(path: Path, prefix: str, seen: set[str], *, maildir_folder: str | None) -> Iterator[_Entry]:
+    """The files of one folder and, recursively, of its subfolders. In a Maildir
+    (``maildir_folder`` names its messages) cur/, new/ and tmp/ hold messages and every
+    dot-folder is a Maildir++ folder; in a plain folder only a subfolder with cur/ and new/ is
+    a Maildir (a ".Name" one is a Maildir++ folder whose root has no cur/ and new/)."""
     listing = _listing(path, seen)
     if listing is None or isinstance(listing, _Entry):
         yield from [listing] if listing else []
         return
+    in_maildir = maildir_folder is not None
+    folder = maildir_folder if in_maildir else prefix
     for entry in listing:
         sub = Path(entry.path)
         if not _is_dir(entry):
             yield _Entry(sub, "loose", folder=folder, mbox_folder=_mbox_name(prefix, entry.name))
-        elif entry.name in ("cur", "new"):
+        elif in_maildir and entry.name in ("cur", "new"):
             yield from _files_under(sub, "message", folder, seen)
-        elif entry.name == "tmp":
+        elif in_maildir and entry.name == "tmp":
             yield from _files_under(sub, "tmp", folder, seen)
         elif entry.name.lower() in _STORE_DIRS:
             yield from _files_under(sub, "store", folder, seen)
-        elif entry.name.startswith(".") or is_maildir(sub):
+        elif (in_maildir and entry.name.startswith(".")) or is_maildir(sub):
             name = _join(prefix, _maildirpp_name(entry.name) if entry.name.startswith(".") else entry.name)
-            yield from _maildir_entries(sub, name, name, seen)
+            yield from _folder_entries(sub, name, seen, maildir_folder=name)
         else:
-            yield from _plain_entries(sub, _join(prefix, entry.name), seen)
-
-
-def _plain_entries(path: Path, prefix: str, seen: set[str]) -> Iterator[_Entry]:
-    listing = _listing(path, seen)
-    if listing is None or isinstance(listing, _Entry):
-        yield from [listing] if listing else []
-        return
-    for entry in listing:
-        sub = Path(entry.path)
-        if not _is_dir(entry):
-            yield _Entry(sub, "loose", folder=prefix, mbox_folder=_mbox_name(prefix, entry.name))
-        elif entry.name.lower() in _STORE_DIRS:
-            yield from _files_under(sub, "store", prefix, seen)
-        elif is_maildir(sub):
-            # A ".Name" Maildir here is a Maildir++ folder whose root has no cur/ and new/.
-            name = _maildirpp_name(entry.name) if entry.name.startswith(".") else entry.name
-            yield from _maildir_entries(sub, _join(prefix, name), _join(prefix, name), seen)
-        else:
-            yield from _plain_entries(sub, _join(prefix, entry.name), seen)
+            yield from _folder_entries(sub, _join(prefix, entry.name), seen, maildir_folder=None)
 
 
 def _files_under(path: Path, role: str, folder: str, seen: set[str]) -> Iterator[_Entry]:
