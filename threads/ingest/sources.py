@@ -135,8 +135,13 @@ class MailWalk:
 
 # --- the walk ----------------------------------------------------------------------------------
 def is_maildir(path: Path) -> bool:
-    """A Maildir has cur/ and new/ (tmp/ too, but copies often lose an empty folder)."""
-    return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()
+    """A Maildir has cur/ and new/ (tmp/ too, but copies often lose an empty folder).
+
+    A folder that cannot be looked into is not one: the walk lists it as unreadable."""
+    try:
+        return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()
+    except OSError:
+        return False
 
 
 def _entries(paths: list[Path]) -> Iterator[_Entry]:

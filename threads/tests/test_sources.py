@@ -5,9 +5,13 @@ planted bad files. No database.
 """
 
 import gzip
+import json
 import os
 import random
 import re
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -372,20 +376,43 @@ def test_unreadable_files_and_missing_paths(tmp_path, pool):
     }
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+_WALK = """
+import json, sys
+from threads.ingest.sources import MailWalk
+walk = MailWalk([sys.argv[1]])
+items = list(walk)
+print(json.dumps({"items": len(items), "skipped": {s.path: s.reason for s in walk.skipped}}))
+"""
+
+
 def test_permission_denied_is_unreadable(tmp_path, pool):
+    """Root reads files whatever their mode, so under root (as in CI) the walk runs in a child
+    process without the capabilities that let root ignore file modes (util-linux's setpriv)."""
     root = _lay(tmp_path / "mail", {"secret.eml": next(pool), "locked/x.eml": next(pool)})
     (root / "secret.eml").chmod(0)
     (root / "locked").chmod(0)
     try:
-        walk, items = _walk(root)
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            assert setpriv, "setpriv (util-linux) is needed to drop root's file-mode override"
+            done = subprocess.run(
+                [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--", sys.executable, "-c", _WALK, root],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parents[2],
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            found = json.loads(done.stdout)
+            count = found["items"]
+            skipped = {Path(path).relative_to(root).as_posix(): reason for path, reason in found["skipped"].items()}
+        else:
+            walk, items = _walk(root)
+            count, skipped = len(items), _skipped(walk, root)
     finally:
         (root / "locked").chmod(0o755)
-    assert items == []
-    assert _skipped(walk, root) == {
-        "secret.eml": "unreadable: Permission denied",
-        "locked": "unreadable: Permission denied",
-    }
+    assert count == 0
+    assert skipped == {"secret.eml": "unreadable: Permission denied", "locked": "unreadable: Permission denied"}
 
 
 def test_a_walk_is_iterated_once_and_the_old_names_still_work(tmp_path, pool):
