@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 
+from threads.ingest.parse import message_parse
 from threads.models import MailImport, Message
 from threads.tests.test_sources import _maildirpp_tree, _nested_tree
 from workspaces.models import AuditEvent
@@ -65,3 +66,23 @@ def _duplicates(out: str) -> int:
     counts = out.split(":", 1)[1].split(";", 1)[0]
     parts = dict(part.strip().rsplit(" ", 1) for part in counts.split(","))
     return int(parts["duplicate"]) + int(parts["conflict"])
+
+
+def test_a_folder_of_eml_files_some_starting_with_blank_lines(workspace, tmp_path, capsys, corpus):
+    """47 real messages, 8 of them starting with blank or white-space-only lines (39 of 47 were read)."""
+    emls = sorted({p.read_bytes() for p in (corpus / "mime/stalwart-mail-parser/eml").rglob("*.eml")})[:47]
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    leads = [b"\n", b"\r\n", b" \n", b"\t\n\n", b"\n   \n", b"\r\n\r\n", b"  \t  \n", b"\n\n\n"]
+    for n, raw in enumerate(emls):
+        (folder / f"{n:02}.eml").write_bytes((leads[n % 8] if n < 8 else b"") + raw)
+    out = _ingest(workspace, capsys, folder)
+    print(out)
+    assert "read 47 messages from 47 of 47 files:" in out and "skipped" not in out
+    with workspace_context(workspace):
+        blank_led = Message.objects.filter(source__in=[f"file:{folder / f'{n:02}.eml'}" for n in range(8)])
+        assert blank_led.count() + _duplicates(out) >= 8
+        assert not blank_led.exclude(parse_status="parsed").exists()
+        for message in blank_led:  # the header block is read as headers, not taken for body text
+            original = emls[int(message.source[-6:-4])]
+            assert message.headers_json == message_parse(original).headers and message.headers_json
