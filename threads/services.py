@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 IMPORT_BATCH = 200
 RAW_INLINE_MAX = 256 * 1024
-_RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["message_raw_write"]
+_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")
 IMPORT_BATCH_BYTES = 16 * 1024 * 1024
 # How many skipped files an import keeps by name (all are counted by reason).
 SKIPPED_LISTED = 1000
@@ -170,14 +170,11 @@ def _attachments_store(*, message: Message, parsed: ParsedMessage) -> None:
         )
 
 
-def _raw_write(pk: int, raw: bytes, *, table: str = "message") -> None:
+def _raw_write(pk: int, raw: bytes, *, query: str = "message_raw_write") -> None:
     """Large raw bytes as a binary parameter: Django would send them hex-escaped in the query text."""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_RAW_WRITE_SQL if table == "message" else _CONFLICT_RAW_WRITE_SQL, {"raw": raw, "id": pk})
-
-
-_CONFLICT_RAW_WRITE_SQL = NamedQueries(Path(__file__).resolve().parent / "sql")["conflict_raw_write"]
+        cursor.execute(_SQL[query], {"raw": raw, "id": pk})
 
 
 def _same_content(pk: int, raw: bytes) -> bool:
@@ -249,7 +246,7 @@ def _conflict_keep(ctx: _Context, raw, raw_sha256, source, folder, kept_pk, mess
             },
         )
         if created and large:
-            _raw_write(conflict.pk, raw, table="conflict")
+            _raw_write(conflict.pk, raw, query="conflict_raw_write")
     kept_thread = Message.objects.filter(pk=kept_pk).values_list("thread_id", flat=True).first()
     if not created:  # the same conflicting copy again
         return IngestResult(status="duplicate", message_id=message_id, message_pk=kept_pk, thread_id=kept_thread)

@@ -473,14 +473,3 @@ class _Gunzip(io.RawIOBase):
 
 
 # --- the old interface, until ingest and mail_import take MailWalk -----------------------------
-def paths_iter(paths: list[str | Path]) -> Iterator[tuple[bytes, str]]:
-    """``(raw, source)`` for every message under ``paths``; skipped files are logged."""
-    walk = MailWalk(paths)
-    for item in walk:
-        yield item.raw, item.source
-    if walk.skipped:
-        logger.warning("%d of %d files skipped", len(walk.skipped), walk.files_seen)
-
-
-def paths_count_hint(paths: list[str | Path]) -> int | None:
-    return MailWalk(paths).count_hint()
