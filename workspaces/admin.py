@@ -126,9 +126,10 @@ class MembershipAdmin(WorkspaceScopedAdmin):
         return obj.user.email
 
     def save_model(self, request, obj, form, change):
-        user = obj.user if change else form.cleaned_data["account"]
-        saved = services.membership_add(workspace=request.workspace, user=user, role=obj.role, actor=request.user)
-        obj.pk = saved.pk
+        if not change:
+            obj.user = form.cleaned_data["account"]
+        saved = services.membership_add(workspace=request.workspace, user=obj.user, role=obj.role, actor=request.user)
+        obj.pk, obj.workspace_id, obj.created_at = saved.pk, saved.workspace_id, saved.created_at
 
     def delete_model(self, request, obj):
         services.membership_remove(membership=obj, actor=request.user)

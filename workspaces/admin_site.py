@@ -2,8 +2,8 @@
 
 Django's own site lets in staff only and shows an authenticated member without rights a
 login form ("you are not authorized"), which for a reviewer is a dead end. Here who may
-enter is the ``workspaces.use_admin`` permission (``workspaces.authz``: an admin membership
-of the active workspace); anyone else who is signed in is sent back to the console with a
+enter is ``workspaces.authz.may_use_admin`` (a superuser, or an admin membership of the
+active workspace); anyone else who is signed in is sent back to the console with a
 message saying why. ``config.apps.AdminConfig`` makes this the default site, so every
 ``admin.site.register`` / ``@admin.register`` registers here.
 """
@@ -15,7 +15,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 
-from workspaces.authz import USE_ADMIN
+from workspaces.authz import may_use_admin
 
 NOT_FOR_YOU = "The admin is for workspace admins; your role in {workspace} is {role}, so you work here in the console."
 NO_WORKSPACE = "The admin is for workspace admins, and you are not a member of any workspace yet."
@@ -28,7 +28,7 @@ class WorkspaceAdminSite(admin.AdminSite):
     login_form = AuthenticationForm
 
     def has_permission(self, request):
-        return request.user.is_active and request.user.has_perm(USE_ADMIN)
+        return may_use_admin(request.user)
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)

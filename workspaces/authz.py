@@ -21,8 +21,9 @@ from contextvars import ContextVar
 import rules
 
 ADMIN_ROLE = "admin"
-# Who may open /admin/ at all (the admin site's has_permission).
-USE_ADMIN = "workspaces.use_admin"
+# Who may open /admin/ at all: a rule, not a permission, so that asking (the console's nav
+# asks on every page) never falls through to ModelBackend's permission queries.
+USE_ADMIN = "use_admin"
 
 VIEW = ("view",)
 EDIT = ("view", "add", "change")
@@ -86,13 +87,18 @@ def is_workspace_admin(user) -> bool:
     return active_role(user) == ADMIN_ROLE
 
 
+def may_use_admin(user) -> bool:
+    """The admin site's has_permission and the console's "Admin" link."""
+    return rules.test_rule(USE_ADMIN, user)
+
+
 def permission_name(label: str, verb: str) -> str:
     app_label, model_name = label.split(".")
     return f"{app_label}.{verb}_{model_name}"
 
 
 def _register() -> None:
-    rules.add_perm(USE_ADMIN, is_workspace_admin)
+    rules.add_rule(USE_ADMIN, rules.is_active & (rules.is_superuser | is_workspace_admin))
     for label, verbs in WORKSPACE_ADMIN.items():
         for verb in verbs:
             rules.add_perm(permission_name(label, verb), is_workspace_admin)
