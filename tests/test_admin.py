@@ -214,7 +214,8 @@ def test_an_admin_of_one_workspace_sees_nothing_of_another(client, workspace, bo
         assert (response.status_code, response.url) == (302, reverse("admin:index")), url  # "does not exist"
     for url in (reverse("admin:auth_user_changelist"), reverse("admin:auth_user_change", args=[stranger.pk])):
         assert client.get(url).status_code == 403
-    assert client.get(reverse("admin:autocomplete"), {"app_label": "workspaces"}).status_code == 403
+    lookup = {"app_label": "workspaces", "model_name": "membership", "field_name": "user", "term": "g"}
+    assert client.get(reverse("admin:autocomplete"), lookup).status_code == 403  # no account search
 
     # Switching to the workspace where they are a viewer takes the admin away.
     client.post(reverse("workspace-switch"), {"workspace": "globex", "next": "/admin/"})
@@ -350,3 +351,16 @@ def test_a_workspace_admin_resolves_a_conflict_and_parses_again_in_the_admin(cli
         assert MailMessage.objects.get(pk=failed.message_pk).parse_status == "parsed"
         assert MailMessage.objects.filter(thread__isnull=False).count() == 3
         assert AuditEvent.objects.filter(type="message.conflict_resolved", actor=boss).exists()
+
+
+def test_a_workspace_admin_changes_the_name_and_domains_but_not_the_slug(client, workspace, boss):
+    url = reverse("admin:workspaces_workspace_change", args=[workspace.pk])
+    response = client.post(url, {"slug": "hijack", "name": "Acme Europe", "internal_domains": "acme.example,acme.eu"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    workspace.refresh_from_db()
+    assert (workspace.slug, workspace.name, workspace.internal_domains) == (
+        "acme",
+        "Acme Europe",
+        ["acme.example", "acme.eu"],
+    )
+    assert client.get(reverse("admin:workspaces_workspace_add")).status_code == 403  # new tenants: operators
