@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -32,6 +33,8 @@ class ExtractionRunAdmin(ReadOnlyAdmin):
         return [schemas, *super().get_urls()]
 
     def schemas_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied("Viewing the extraction schemas needs the view permission on extraction runs.")
         context = {
             **self.admin_site.each_context(request),
             "title": "Extraction schemas",

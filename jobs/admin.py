@@ -17,11 +17,17 @@ class JobAdmin(ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "queue_stats": queue_stats(), "statuses": Job.Status.values}
         return super().changelist_view(request, extra_context=extra_context)
 
-    @admin.action(description="Retry selected failed or cancelled jobs")
+    def has_retry_permission(self, request):
+        return self.has_verb_permission(request, "retry")
+
+    def has_cancel_permission(self, request):
+        return self.has_verb_permission(request, "cancel")
+
+    @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_jobs(self, request, queryset):
         self._apply(request, queryset, job_retry, "queued again")
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel_jobs(self, request, queryset):
         self._apply(request, queryset, job_cancel, "cancelled")
 

@@ -43,11 +43,10 @@ class ReviewItemAdmin(WorkspaceScopedAdmin):
     def in_console(self, obj):
         return format_html('<a href="{}">open</a>', console_url(obj))
 
+    def has_decide_permission(self, request):
+        return self.has_verb_permission(request, "decide")
+
     def _decide(self, request, queryset, decision):
-        membership = getattr(request, "membership", None)
-        if not (membership and membership.can_decide):
-            self.message_user(request, "Viewers cannot decide review items.", messages.ERROR)
-            return
         done, refused = 0, []
         for item in queryset.filter(status=ReviewItem.Status.OPEN, association_candidate__isnull=True):
             try:
@@ -61,10 +60,10 @@ class ReviewItemAdmin(WorkspaceScopedAdmin):
         for line in refused:
             self.message_user(request, line, messages.WARNING)
 
-    @admin.action(description="Approve the selected open items")
+    @admin.action(description="Approve the selected open items", permissions=["decide"])
     def approve_selected(self, request, queryset):
         self._decide(request, queryset, "approve")
 
-    @admin.action(description="Reject the selected open items")
+    @admin.action(description="Reject the selected open items", permissions=["decide"])
     def reject_selected(self, request, queryset):
         self._decide(request, queryset, "reject")

@@ -1,17 +1,13 @@
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from threads.models import Attachment, ImapCursor, InboundToken, MailImport, Message, MessageConflict, Thread
 from threads.selectors import BIG_COLUMNS, body_display_limit, message_body_heads
-from threads.services import message_conflict_resolve, messages_reparse
+from threads.services import inbound_token_rotate, message_conflict_resolve, messages_reparse
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
-from workspaces.models import Membership
-
-
-def _is_workspace_admin(request) -> bool:
-    membership = getattr(request, "membership", None)
-    return request.user.is_superuser or bool(membership and membership.role == Membership.Role.ADMIN)
 
 
 class MessageInline(admin.TabularInline):
@@ -57,7 +53,7 @@ class MessageAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).defer(*BIG_COLUMNS)
 
     def has_reparse_permission(self, request):
-        return _is_workspace_admin(request)
+        return self.has_verb_permission(request, "reparse")
 
     @admin.action(description="Parse again (failed or received messages)", permissions=["reparse"])
     def parse_again(self, request, queryset):
@@ -111,7 +107,7 @@ class MessageConflictAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).defer("raw").select_related("kept")
 
     def has_resolve_permission(self, request):
-        return _is_workspace_admin(request)
+        return self.has_verb_permission(request, "resolve")
 
     def _resolve(self, request, queryset, *, keep_both: bool):
         done = 0
@@ -172,9 +168,39 @@ class AttachmentAdmin(ReadOnlyAdmin):
 
 @admin.register(InboundToken)
 class InboundTokenAdmin(ReadOnlyAdmin):
-    """Rotated with ``manage.py inbound_token``; only the hash is kept."""
+    """Created or rotated here ("Rotate the token") or with ``manage.py inbound_token``; only
+    the hash is kept, so the new token is shown once, on the page that made it."""
 
     list_display = ("workspace", "created_at")
+    exclude = ("workspace", "token_sha256")
+    change_list_template = "admin/threads/inboundtoken/change_list.html"
+
+    def get_urls(self):
+        rotate = path("rotate/", self.admin_site.admin_view(self.rotate_view), name="threads_inboundtoken_rotate")
+        return [rotate, *super().get_urls()]
+
+    def has_rotate_permission(self, request):
+        return getattr(request, "workspace", None) is not None and self.has_verb_permission(request, "rotate")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_rotate": self.has_rotate_permission(request)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def rotate_view(self, request):
+        """GET: what rotating does; POST: a new token, shown once (the old one stops working)."""
+        if not self.has_rotate_permission(request):
+            raise PermissionDenied("Only a workspace admin can rotate the inbound token.")
+        token = None
+        if request.method == "POST":
+            token = inbound_token_rotate(workspace=request.workspace, actor=request.user)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rotate the inbound token",
+            "opts": self.opts,
+            "token": token,
+            "inbound_url": request.build_absolute_uri(reverse("inbound", args=[request.workspace.slug])),
+        }
+        return TemplateResponse(request, "admin/threads/inboundtoken/rotate.html", context)
 
 
 @admin.register(ImapCursor)

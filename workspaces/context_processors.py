@@ -1,3 +1,4 @@
+from workspaces.authz import may_use_admin
 from workspaces.selectors import workspaces_for_user
 
 
@@ -10,4 +11,5 @@ def workspace(request):
         "active_workspace": getattr(request, "workspace", None),
         "active_membership": getattr(request, "membership", None),
         "user_workspaces": lambda: workspaces_for_user(user=user),
+        "can_use_admin": lambda: may_use_admin(user),
     }

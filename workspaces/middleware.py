@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.http import Http404
 
+from workspaces.authz import membership_active
 from workspaces.models import Workspace
 from workspaces.rls import set_request_context
 from workspaces.selectors import membership_get
@@ -38,7 +39,9 @@ class WorkspaceContextMiddleware:
             request.workspace, request.membership = self._resolve(request, user)
             if request.workspace is not None:
                 set_request_context(workspace_id=request.workspace.pk, user_id=user_id)
-            return self.get_response(request)
+            # The admin's permission checks (workspaces.authz) read the role from this membership.
+            with membership_active(request.membership):
+                return self.get_response(request)
 
     def _resolve(self, request, user):
         if not user.is_authenticated:

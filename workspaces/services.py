@@ -37,8 +37,14 @@ def workspace_create(*, slug: str, name: str, internal_domains: list[str] | None
     return workspace
 
 
+class MembershipError(ValueError):
+    """A membership change that would leave the workspace without an admin."""
+
+
 def membership_add(*, workspace: Workspace, user, role: str, actor=None) -> Membership:
+    """Add the user to the workspace, or change their role (never the last admin's)."""
     with workspace_context(workspace):
+        membership_check(workspace=workspace, user=user, role=role)
         membership, created = Membership.objects.update_or_create(
             workspace=workspace, user=user, defaults={"role": role}
         )
@@ -49,6 +55,33 @@ def membership_add(*, workspace: Workspace, user, role: str, actor=None) -> Memb
             data={"user_id": user.pk, "role": role, "created": created},
         )
     return membership
+
+
+def membership_remove(*, membership: Membership, actor=None) -> None:
+    """Take the user out of the workspace (never its last admin), with an audit event."""
+    with workspace_context(membership.workspace_id):
+        membership_check(workspace=membership.workspace, user=membership.user, role=None)
+        Membership.objects.filter(pk=membership.pk).delete()
+        audit_event_record(
+            workspace_id=membership.workspace_id,
+            type="membership.removed",
+            actor=actor,
+            data={"user_id": membership.user_id, "role": membership.role},
+        )
+
+
+def membership_check(*, workspace: Workspace, user, role: str | None) -> None:
+    """Raise MembershipError if giving the user ``role`` (None: removing them) would leave the
+    workspace without an admin. The forms call it to say so before anything is saved."""
+    if role == Membership.Role.ADMIN:
+        return
+    with workspace_context(workspace):
+        admins = Membership.objects.filter(workspace=workspace, role=Membership.Role.ADMIN)
+        last = admins.filter(user=user).exists() and not admins.exclude(user=user).exists()
+    if last:
+        raise MembershipError(
+            f"{user.get_username()} is the only admin of {workspace.name}: make someone else an admin first."
+        )
 
 
 def policy_update(*, workspace: Workspace, document: dict, actor=None) -> Policy:

@@ -71,7 +71,7 @@ def test_retry_is_for_deciders_and_queues_the_write(ws):
 
 
 def test_admin_never_shows_the_secret(ws):
-    admin_user = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    admin_user = UserFactory(username="boss")  # a workspace admin: neither staff nor a superuser
     membership_add(workspace=ws, user=admin_user, role="admin")
     client = Client()
     client.force_login(admin_user)

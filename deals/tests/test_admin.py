@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_adding_a_deal_in_the_admin_queues_relink_deals(client):
-    user = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    user = UserFactory(username="boss")  # a workspace admin: neither staff nor a superuser
     workspace = workspace_create(slug="acme", name="Acme Sales")
     membership_add(workspace=workspace, user=user, role="admin")
     client.force_login(user)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client(client):
-    user = UserFactory(username="ada", is_staff=True, is_superuser=True)
+    user = UserFactory(username="ada")  # a workspace admin: neither staff nor a superuser
     ws = workspace_create(slug="acme", name="Acme")
     membership_add(workspace=ws, user=user, role="admin")
     client.force_login(user)

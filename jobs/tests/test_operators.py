@@ -158,7 +158,7 @@ def test_viewers_cannot_retry(client, workspace):
 
 
 def test_admin_changelist_and_retry_action(client, workspace):
-    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    admin_user = UserFactory()  # a workspace admin: neither staff nor a superuser
     membership_add(workspace=workspace, user=admin_user, role=Membership.Role.ADMIN)
     client.force_login(admin_user)
     job = _failed_job(workspace)

@@ -1,5 +1,8 @@
 """A demo workspace with an admin and a reviewer, so a new user lands in a working product.
 
+Neither account is staff or a superuser: what each may do follows from its membership's role
+(workspaces/authz.py), so demo-admin uses the admin as any workspace admin would.
+
 It lives in the deals app because it seeds the demo deals as well as the demo mailbox, and
 the deals app is above threads (an app imports only those below it).
 """
@@ -67,7 +70,6 @@ class Command(BaseCommand):
                 username=username,
                 email=f"{username}@threadline-demo.com",
                 password=new_password,
-                is_staff=True,
             )
         membership_add(workspace=workspace, user=user, role=role)
         return username, role, new_password
