@@ -13,7 +13,7 @@ class DealAdmin(WorkspaceScopedAdmin):
 
     @admin.display(description="Stage", ordering="stage")
     def stage_label(self, obj):
-        return display.crm_stage(obj.stage, crm=obj.crm)
+        return display.crm_stage(obj.stage, crm=obj.crm, label=obj.stage_label)
 
     @admin.display(description="Amount", ordering="amount")
     def shown_amount(self, obj):

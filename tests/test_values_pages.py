@@ -212,3 +212,14 @@ def test_crm_log_shows_payloads_as_fields_not_python_dicts(ws):
     assert '<dl class="payload">' in html and "<dt>body</dt>" in html
     assert "\\n" not in html and "{&#x27;" not in html
     assert 'id="pending-writes"' not in html
+
+
+def test_a_custom_pipeline_stage_shows_the_label_the_sync_kept(ws):
+    with workspace_context(ws):
+        deal = DealFactory(workspace=ws, title="Renewal", stage="99001", stage_label="Renewal negotiation")
+    client, _ = member(ws, "vera", "viewer")
+    html = client.get(reverse("deals:detail", kwargs={"workspace_slug": "acme", "pk": deal.pk})).content.decode()
+    assert '<span class="deal-stage">Renewal negotiation</span>' in html
+    assert (
+        "Renewal negotiation" in client.get(reverse("deals:list", kwargs={"workspace_slug": "acme"})).content.decode()
+    )

@@ -27,7 +27,9 @@ def when(raw) -> str:
 @register.filter
 def deal_stage(deal) -> str:
     """A deal's stage by its CRM label."""
-    return display.crm_stage(getattr(deal, "stage", ""), crm=getattr(deal, "crm", ""))
+    return display.crm_stage(
+        getattr(deal, "stage", ""), crm=getattr(deal, "crm", ""), label=getattr(deal, "stage_label", "")
+    )
 
 
 @register.filter
