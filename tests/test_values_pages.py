@@ -223,3 +223,30 @@ def test_a_custom_pipeline_stage_shows_the_label_the_sync_kept(ws):
     assert (
         "Renewal negotiation" in client.get(reverse("deals:list", kwargs={"workspace_slug": "acme"})).content.decode()
     )
+
+
+def test_the_admin_shows_values_through_the_same_formatter(ws):
+    from django.contrib import admin
+
+    from crm.admin import CrmWriteLogAdmin
+    from crm.models import CrmWriteLog
+    from deals.admin import DealAdmin, DealFactAdmin
+    from deals.models import Deal, DealFact
+    from extraction.admin import FieldValueAdmin
+    from extraction.models import FieldValue
+    from review.admin import ReviewItemAdmin
+
+    deal, thread, message, value, item = budget_thread(ws, status="verified")
+    deal_facts_update(workspace_id=ws.pk, deal_id=deal.pk)
+    with workspace_context(ws):
+        fact = DealFact.objects.get(deal=deal, key="budget")
+        row = CrmWriteLog(payload_json={"body": "a\nb <i>", "properties": {"amount": "60000.00"}})
+        Deal.objects.filter(pk=deal.pk).update(amount=60000)
+        deal.refresh_from_db()
+    assert FieldValueAdmin(FieldValue, admin.site).shown_value(value) == "$60,000"
+    assert DealFactAdmin(DealFact, admin.site).shown_value(fact) == "$60,000"
+    assert ReviewItemAdmin(ReviewItem, admin.site).shown_value(item) == "$60,000"
+    assert DealAdmin(Deal, admin.site).stage_label(deal) == "Qualified to buy"
+    assert DealAdmin(Deal, admin.site).shown_amount(deal) == "60,000"
+    shown = CrmWriteLogAdmin(CrmWriteLog, admin.site).shown_payload(row)
+    assert shown == "<div><strong>body</strong>: a<br>b &lt;i&gt;</div><div><strong>amount</strong>: 60,000</div>"
