@@ -250,3 +250,14 @@ def test_the_admin_shows_values_through_the_same_formatter(ws):
     assert DealAdmin(Deal, admin.site).shown_amount(deal) == "60,000"
     shown = CrmWriteLogAdmin(CrmWriteLog, admin.site).shown_payload(row)
     assert shown == "<div><strong>body</strong>: a<br>b &lt;i&gt;</div><div><strong>amount</strong>: 60,000</div>"
+
+
+def test_evidence_is_stored_without_the_white_space_at_its_ends():
+    from extraction.grounding import evidence_ground
+
+    text = "Hi.\nOur budget is $60,000 \nfor this year."
+    start = text.index(QUOTE)
+    span = {"message_id": 1, "start": start - 1, "end": start + len(QUOTE) + 2, "quote": f" {QUOTE} \n"}
+    [grounded], ok = evidence_ground([span], {1: text})
+    assert ok and grounded["grounded"] == "exact"
+    assert (grounded["start"], grounded["end"], grounded["quote"]) == (start, start + len(QUOTE), QUOTE)
