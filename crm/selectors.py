@@ -15,6 +15,7 @@ from jobs.selectors import jobs_pending_by_key
 from pipeline import stages
 from threads.ingest.threading import domain_is_internal
 from threads.models import Message, Thread
+from workspaces import display
 from workspaces.models import Workspace
 
 
@@ -33,6 +34,9 @@ WRITABLE = {FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED}
 NOTE_FIELDS = ("budget", "authority", "need", "timeline", "next_step", "competitors")
 # Values that describe one person: written onto that person's contact record only.
 CONTACT_FIELDS = ("contact_name", "contact_title", "company")
+# A note is read in the CRM by the whole team, not by one reader: its values are written the
+# same way whoever approved them (``$60,000``, ``Sep 30, 2026 (end of Q3)``).
+NOTE_LOCALE = "en_US"
 
 
 def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
@@ -195,8 +199,9 @@ def _note_payload(thread: Thread, deal: Deal, email: str, values: dict) -> dict:
     for key in NOTE_FIELDS:
         if key in values:
             value = values[key]
-            quotes = "; ".join(f"“{e.get('quote', '')}”" for e in value.evidence_json if e.get("quote"))
-            lines.append(f"{key}: {_text(value.field_value_json)}" + (f" — {quotes}" if quotes else ""))
+            quotes = "; ".join(f"“{' '.join(e['quote'].split())}”" for e in value.evidence_json if e.get("quote"))
+            shown = display.display(value.field_value_json, locale=NOTE_LOCALE)
+            lines.append(f"{key}: {shown}" + (f" — {quotes}" if quotes else ""))
     stamp = max(v.created_at for v in values.values())  # stable across retries, unlike now()
     return {
         "deal_id": deal.crm_deal_id,

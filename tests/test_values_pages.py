@@ -261,3 +261,15 @@ def test_evidence_is_stored_without_the_white_space_at_its_ends():
     [grounded], ok = evidence_ground([span], {1: text})
     assert ok and grounded["grounded"] == "exact"
     assert (grounded["start"], grounded["end"], grounded["quote"]) == (start, start + len(QUOTE), QUOTE)
+
+
+def test_the_crm_note_writes_values_as_people_read_them(ws):
+    from crm.models import CrmWriteLog
+    from crm.services import crm_sync_thread
+
+    _, thread, *_ = budget_thread(ws, status="verified", with_item=False)
+    crm_sync_thread(workspace_id=ws.pk, thread_id=thread.pk)
+    with workspace_context(ws):
+        note = CrmWriteLog.objects.get(thread=thread, action="create_note")
+    assert "budget: $60,000 — “budget is $60,000”" in note.payload_json["body"]
+    assert "60000.0" not in note.payload_json["body"]
