@@ -14,13 +14,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.lists import format_list
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, list_currencies
 
 DEFAULT_LOCALE = "en_US"
+MAX_LANGUAGES = 16
 EMPTY = "—"
 # A reviewer's edit stores this phrase; it says nothing a reader needs.
 _SILENT_PHRASES = {"", "set by a reviewer"}
@@ -48,7 +50,8 @@ HUBSPOT_DEFAULT_STAGES = {
 def locale_negotiate(accept_language: str | None) -> str:
     """The first language of an Accept-Language header that Babel knows, as ``ll_TT``."""
     ranked = []
-    for position, part in enumerate((accept_language or "").split(",")):
+    # A browser sends a handful; a header of thousands is not worth parsing past the first few.
+    for position, part in enumerate((accept_language or "").split(",")[:MAX_LANGUAGES]):
         tag, _, params = part.strip().partition(";")
         quality = 1.0
         if params.strip().startswith("q="):
@@ -97,20 +100,29 @@ def _decimal(raw) -> Decimal | None:
     if isinstance(raw, bool) or raw in (None, ""):
         return None
     try:
-        return Decimal(str(raw).replace(",", "").strip())
+        number = Decimal(str(raw).replace(",", "").strip())
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None
 
 
 def _amount(number: Decimal, currency: str | None, locale: str) -> str:
     if not currency:
         return format_decimal(number, locale=locale)
+    if currency not in _known_currencies():
+        # Not an ISO 4217 code Babel knows: the figure, then the code as it was given.
+        return f"{format_decimal(number, locale=locale)} {currency}"
     if number == number.to_integral_value():
         # Whole amounts read without cents: the locale's own pattern, less its fraction digits.
         pattern = Locale.parse(locale).currency_formats["standard"].pattern
         pattern = pattern.replace(".00", "")
         return format_currency(number, currency, format=pattern, locale=locale, currency_digits=False)
     return format_currency(number, currency, locale=locale)
+
+
+@cache
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
 
 
 def money(value, *, locale: str | None = None) -> str:

@@ -26,6 +26,8 @@ NBSP, NNBSP = "\u00a0", "\u202f"
         ({"amount": 60000}, "en_US", "60,000"),  # no currency: the figure alone, never a guess
         ({"amount": 60000}, "de_DE", "60.000"),
         ({"currency": "USD"}, "en_US", "—"),
+        ({"amount": 5, "currency": "XYZ"}, "en_US", "5 XYZ"),  # not a currency Babel knows: the code after
+        ({"amount": "nan", "currency": "USD"}, "en_US", "—"),  # not a number: not shown as one
     ],
 )
 def test_money(value, locale, shown):
@@ -99,6 +101,7 @@ def test_crm_stages_by_label():
         ("", "en_US"),
         (None, "en_US"),
         ("fr", "fr"),
+        ("xx," * 5000 + "de", "en_US"),  # only the first few languages are read
     ],
 )
 def test_the_readers_locale_is_negotiated_from_accept_language(header, locale):
