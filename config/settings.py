@@ -44,6 +44,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Values (money, dates, lists) are shown in the reader's locale, from Accept-Language.
+    "workspaces.display.ReaderLocaleMiddleware",
     # After authentication: opens the request's transaction and sets the workspace context.
     "workspaces.middleware.WorkspaceContextMiddleware",
 ]

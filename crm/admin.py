@@ -1,8 +1,11 @@
 from django import forms
 from django.contrib import admin
+from django.template.defaultfilters import linebreaksbr
+from django.utils.html import format_html_join
 
 from crm.models import CrmConnection, CrmWriteLog
 from crm.services import crm_connection_set
+from workspaces import display
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 
 
@@ -12,6 +15,12 @@ class CrmWriteLogAdmin(ReadOnlyAdmin):
     list_filter = ("status", "crm", "action")
     search_fields = ("idempotency_key", "target", "error")
     list_select_related = ("thread", "deal")
+    readonly_fields = ("shown_payload",)
+
+    @admin.display(description="What is written")
+    def shown_payload(self, obj):
+        rows = ((field, linebreaksbr(shown)) for field, shown in display.payload_fields(obj.payload_json))
+        return format_html_join("", "<div><strong>{}</strong>: {}</div>", rows)
 
 
 class CrmConnectionForm(forms.ModelForm):

@@ -59,6 +59,7 @@ def deal_fields(record: DealRecord) -> dict:
         "crm_deal_id": record.crm_deal_id,
         "title": record.title[:500] or record.crm_deal_id,
         "stage": record.stage[:100],
+        "stage_label": record.stage_label[:200],
         "is_closed": record.is_closed,
         "amount": record.amount,
         "close_date": record.close_date,

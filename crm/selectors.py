@@ -10,8 +10,12 @@ from crm.models import CrmWriteLog
 from deals.models import Deal, ThreadLink
 from extraction.models import FieldValue
 from extraction.selectors import thread_current_values
+from jobs.models import Job
+from jobs.selectors import jobs_pending_by_key
+from pipeline import stages
 from threads.ingest.threading import domain_is_internal
 from threads.models import Message, Thread
+from workspaces import display
 from workspaces.models import Workspace
 
 
@@ -30,6 +34,9 @@ WRITABLE = {FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED}
 NOTE_FIELDS = ("budget", "authority", "need", "timeline", "next_step", "competitors")
 # Values that describe one person: written onto that person's contact record only.
 CONTACT_FIELDS = ("contact_name", "contact_title", "company")
+# A note is read in the CRM by the whole team, not by one reader: its values are written the
+# same way whoever approved them (``$60,000``, ``Sep 30, 2026 (end of Q3)``).
+NOTE_LOCALE = "en_US"
 
 
 def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
@@ -192,8 +199,9 @@ def _note_payload(thread: Thread, deal: Deal, email: str, values: dict) -> dict:
     for key in NOTE_FIELDS:
         if key in values:
             value = values[key]
-            quotes = "; ".join(f"“{e.get('quote', '')}”" for e in value.evidence_json if e.get("quote"))
-            lines.append(f"{key}: {_text(value.field_value_json)}" + (f" — {quotes}" if quotes else ""))
+            quotes = "; ".join(f"“{' '.join(e['quote'].split())}”" for e in value.evidence_json if e.get("quote"))
+            shown = display.display(value.field_value_json, locale=NOTE_LOCALE)
+            lines.append(f"{key}: {shown}" + (f" — {quotes}" if quotes else ""))
     stamp = max(v.created_at for v in values.values())  # stable across retries, unlike now()
     return {
         "deal_id": deal.crm_deal_id,
@@ -238,3 +246,36 @@ def write_diffs(rows: list[CrmWriteLog]) -> dict[int, list[dict]]:
         for r in rows
         if r.action == CrmWriteLog.Action.UPDATE_DEAL and r.deal is not None
     }
+
+
+@dataclass(frozen=True)
+class PendingSync:
+    """A thread's CRM sync that is queued (an approval's undo window has not passed yet, or
+    the worker has not reached it): when it runs and what it would write if it ran now."""
+
+    thread_id: int
+    thread_subject: str
+    run_after: object
+    running: bool
+    writes: list[PlannedWrite]
+    dry_run: bool
+
+
+def pending_syncs(*, thread_ids: list[int], policy: dict) -> list[PendingSync]:
+    """The pending CRM syncs of these threads (the pipeline's ``crm_sync_thread`` jobs, keyed
+    ``crm-sync:<thread id>``), each with a preview of its writes."""
+    keys = {pk: stages.crm_sync_key(pk) for pk in thread_ids}
+    jobs = jobs_pending_by_key(task=stages.CRM_SYNC_THREAD, dedupe_keys=list(keys.values()))
+    crm = policy["crm"] if policy["crm"] != "none" else "dry_run"
+    dry_run = crm == "dry_run" or policy["crm_mode"] == "dry_run"
+    subjects = dict(Thread.objects.filter(pk__in=thread_ids).values_list("pk", "subject")) if jobs else {}
+    pending = []
+    for pk in thread_ids:
+        job = jobs.get(keys[pk])
+        if job is None:
+            continue
+        writes, _ = thread_writes_build(thread_id=pk, crm=crm)
+        pending.append(
+            PendingSync(pk, subjects.get(pk, ""), job.run_after, job.status == Job.Status.RUNNING, writes, dry_run)
+        )
+    return pending

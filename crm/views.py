@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from crm import selectors
 from crm.models import CrmWriteLog
 from crm.services import crm_write_retry
-from deals.models import Deal
+from deals.models import Deal, ThreadLink
 from threads.models import Thread
+from workspaces import display
 from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
@@ -22,13 +24,26 @@ def _page(request, *, title, rows, status, thread=None, deal=None):
     policy = policy_for(workspace_id=request.workspace.pk)
     diffs = selectors.write_diffs(rows)
     for row in rows:
-        row.diff = diffs.get(row.pk)
+        row.diff = [
+            {
+                **d,
+                "current_shown": display.payload_value(d["field"], d["current"]),
+                "proposed_shown": display.payload_value(d["field"], d["proposed"]),
+            }
+            for d in diffs.get(row.pk) or []
+        ]
+    thread_ids = (
+        [thread.pk] if thread else list(ThreadLink.objects.filter(deal=deal).values_list("thread_id", flat=True))
+    )
+    pending = selectors.pending_syncs(thread_ids=thread_ids, policy=policy)
     return render(
         request,
         "crm/writes.html",
         {
             "title": title,
             "rows": rows,
+            "pending": pending,
+            "now": timezone.now(),
             "status": status,
             "thread": thread,
             "deal": deal,

@@ -1,14 +1,23 @@
 from django.contrib import admin
 
 from deals.models import AssociationCandidate, Deal, DealFact, DealReadiness, ThreadLink
+from workspaces import display
 from workspaces.admin_mixins import ReadOnlyAdmin, WorkspaceScopedAdmin
 
 
 @admin.register(Deal)
 class DealAdmin(WorkspaceScopedAdmin):
-    list_display = ("title", "crm", "stage", "primary_domain", "amount", "close_date")
+    list_display = ("title", "crm", "stage_label", "primary_domain", "shown_amount", "close_date")
     list_filter = ("crm", "stage", "is_closed")
     search_fields = ("title", "primary_domain", "crm_deal_id")
+
+    @admin.display(description="Stage", ordering="stage")
+    def stage_label(self, obj):
+        return display.crm_stage(obj.stage, crm=obj.crm, label=obj.stage_label)
+
+    @admin.display(description="Amount", ordering="amount")
+    def shown_amount(self, obj):
+        return display.number(obj.amount) if obj.amount is not None else display.EMPTY
 
     def save_model(self, request, obj, form, change):
         """A deal edited by hand (a contact added, a stage closed) is linked again, like one from the CRM."""
@@ -61,10 +70,15 @@ class AssociationCandidateAdmin(WorkspaceScopedAdmin):
 
 @admin.register(DealFact)
 class DealFactAdmin(ReadOnlyAdmin):
-    list_display = ("deal", "key", "value_json", "confidence", "confirmed", "status")
+    list_display = ("deal", "key", "shown_value", "confidence", "confirmed", "status")
     list_filter = ("key", "status", "confirmed")
     search_fields = ("deal__title", "key")
     list_select_related = ("deal",)
+    readonly_fields = ("shown_value",)
+
+    @admin.display(description="Value")
+    def shown_value(self, obj):
+        return display.display(obj.value_json)
 
 
 @admin.register(DealReadiness)

@@ -8,3 +8,7 @@ class DealsConfig(AppConfig):
         from deals.decisions import register_handlers
 
         register_handlers()
+
+        from deals.panels import register_panels
+
+        register_panels()

@@ -75,6 +75,7 @@ class DealFacts:
     contact_emails: frozenset[str] = frozenset()
     owner_email: str = ""
     active_at: datetime | None = None  # crm_updated_at, else close_date
+    stage: str = ""  # the stage by its label, for people choosing between candidates
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ class Deal(TenantModel):
     crm_deal_id = models.CharField(max_length=200)
     title = models.CharField(max_length=500)
     stage = models.CharField(max_length=100, blank=True)
+    stage_label = models.CharField(
+        max_length=200, blank=True, help_text="The stage as the CRM shows it, when its id is not a label (HubSpot)."
+    )
     is_closed = models.BooleanField(default=False)
     primary_domain = models.CharField(max_length=253, blank=True)
     contact_emails = ArrayField(models.CharField(max_length=320), default=list, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from deals.linking import DealFacts, ThreadFacts
 from deals.models import AssociationCandidate, Deal, DealFact, DealReadiness, ThreadLink
 from threads.models import Message, Thread
+from workspaces import display
 from workspaces.models import Workspace
 
 
@@ -53,6 +54,7 @@ def deal_facts_of(deal: Deal) -> DealFacts:
         contact_emails=frozenset(c.lower() for c in deal.contact_emails),
         owner_email=deal.owner_email,
         active_at=active,
+        stage=display.crm_stage(deal.stage, crm=deal.crm, label=deal.stage_label) if deal.stage else "",
     )
 
 

@@ -6,9 +6,11 @@ import math
 
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 
 from deals import selectors
 from deals.frameworks import FRAMEWORKS, FactView, readiness_evaluate
+from threads.highlight import evidence_query
 from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
@@ -30,6 +32,24 @@ def deal_list(request):
         "deals/deal_list.html",
         {"deals": deals, "framework": framework, "frameworks": frameworks, "sort": sort, "nav": "deals"},
     )
+
+
+def _evidence(request, fact) -> list[dict]:
+    """Each quote of a fact with a link that lands on it, highlighted, in its thread."""
+    out = []
+    for span in (fact.evidence_json if fact else None) or []:
+        if not isinstance(span, dict) or not span.get("thread_id"):
+            continue
+        url = reverse(
+            "threads:detail", kwargs={"workspace_slug": request.workspace.slug, "thread_id": span["thread_id"]}
+        )
+        query, fragment = evidence_query([span])
+        if query:
+            url = f"{url}?{query}#{fragment}"
+        elif span.get("message_id"):
+            url = f"{url}#message-{span['message_id']}"
+        out.append({"quote": " ".join(str(span.get("quote") or "").split()), "url": url})
+    return out
 
 
 @member_required()
@@ -64,6 +84,7 @@ def deal_detail(request, pk: int):
                         "credit": k.credit,
                         "source_key": k.source_key,
                         "fact": facts_by_id.get(k.fact.fact_id) if k.fact else None,
+                        "evidence": _evidence(request, facts_by_id.get(k.fact.fact_id) if k.fact else None),
                     }
                     for k in result.keys
                 ],

@@ -6,6 +6,7 @@ from django.urls import path
 from extraction.extractors.llm import LLMConfig
 from extraction.models import ExtractionRun, FieldValue
 from extraction.schemas import SCHEMAS
+from workspaces import display
 from workspaces.admin_mixins import ReadOnlyAdmin
 from workspaces.selectors import policy_for
 
@@ -57,7 +58,12 @@ class ExtractionRunAdmin(ReadOnlyAdmin):
 
 @admin.register(FieldValue)
 class FieldValueAdmin(ReadOnlyAdmin):
-    list_display = ("field_key", "field_value_json", "confidence", "grounded", "status", "thread", "created_at")
+    list_display = ("field_key", "shown_value", "confidence", "grounded", "status", "thread", "created_at")
     list_filter = ("status", "field_key", "grounded")
     search_fields = ("field_key", "thread__subject")
     list_select_related = ("thread",)
+    readonly_fields = ("shown_value",)
+
+    @admin.display(description="Value")
+    def shown_value(self, obj):
+        return display.display(obj.field_value_json)

@@ -8,3 +8,7 @@ class ExtractionConfig(AppConfig):
         from extraction.decisions import register_handlers
 
         register_handlers()
+
+        from extraction.panels import register_panels
+
+        register_panels()

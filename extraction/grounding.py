@@ -40,6 +40,7 @@ def span_ground(span: dict, texts: dict[int, str]) -> dict | None:
         start, end = span.get("start"), span.get("end")
         if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text):
             if text[start:end] == quote or _fold(text[start:end]) == _fold(quote):
+                start, end = _trimmed(text, start, end)
                 return {
                     "message_id": message_id,
                     "start": start,
@@ -56,6 +57,16 @@ def span_ground(span: dict, texts: dict[int, str]) -> dict | None:
             if found:
                 return _anchored(other_id, other_text, found)
     return None
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without white space at its ends: evidence is words, and a highlight of it
+    should not run on into the spaces or line break after them."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _anchored(message_id: int, text: str, found: tuple[int, int]) -> dict:

@@ -54,3 +54,16 @@ def jobs_failed_list(*, limit: int = 50) -> list[Job]:
 
 def jobs_running_list(*, limit: int = 50) -> list[Job]:
     return list(Job.objects.filter(status=Job.Status.RUNNING).order_by("locked_at", "id")[:limit])
+
+
+def jobs_pending_by_key(*, task: str, dedupe_keys: list[str]) -> dict[str, Job]:
+    """The queued or running job of ``task`` for each of ``dedupe_keys`` that has one."""
+    if not dedupe_keys:
+        return {}
+    jobs = Job.objects.filter(
+        task=task, dedupe_key__in=dedupe_keys, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+    ).order_by("run_after", "pk")
+    found: dict[str, Job] = {}
+    for job in jobs:
+        found.setdefault(job.dedupe_key, job)
+    return found

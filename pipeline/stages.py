@@ -54,6 +54,11 @@ def _now(event: dict, policy: dict) -> timedelta:
     return timedelta(0)
 
 
+def crm_sync_key(thread_id: int) -> str:
+    """The dedupe key of a thread's ``crm_sync_thread`` job (the CRM page looks it up)."""
+    return f"crm-sync:{thread_id}"
+
+
 def _after_undo_window(event: dict, policy: dict) -> timedelta:
     """A person's decision can be undone for a while: nothing leaves for the CRM before."""
     return timedelta(seconds=policy["undo_window_seconds"]) if event.get("decided") else timedelta(0)
@@ -114,7 +119,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         VALUES_CHANGED,
         CRM_SYNC_THREAD,
-        key=lambda e: f"crm-sync:{e['thread_id']}",
+        key=lambda e: crm_sync_key(e["thread_id"]),
         payload=_thread,
         delay=_after_undo_window,
         why="accepted and approved values are written to the CRM, once the undo window has passed",
@@ -130,7 +135,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         LINK_CHANGED,
         CRM_SYNC_THREAD,
-        key=lambda e: f"crm-sync:{e['thread_id']}",
+        key=lambda e: crm_sync_key(e["thread_id"]),
         payload=_thread,
         delay=_after_undo_window,
         why="the deal update and the note go to the deal the thread is linked to",

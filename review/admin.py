@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from review import services
 from review.models import ReviewItem
+from workspaces import display
 from workspaces.admin_mixins import WorkspaceScopedAdmin
 
 
@@ -13,11 +14,22 @@ def console_url(item: ReviewItem) -> str:
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(WorkspaceScopedAdmin):
-    list_display = ("reason", "status", "field", "thread", "assigned_to", "created_at", "resolved_at", "in_console")
+    list_display = (
+        "reason",
+        "status",
+        "field",
+        "shown_value",
+        "thread",
+        "assigned_to",
+        "created_at",
+        "resolved_at",
+        "in_console",
+    )
     list_filter = ("reason", "status")
     search_fields = ("thread__subject", "payload_json")
     list_select_related = ("thread", "assigned_to", "workspace")
     readonly_fields = (
+        "shown_value",
         "reason",
         "status",
         "payload_json",
@@ -38,6 +50,12 @@ class ReviewItemAdmin(WorkspaceScopedAdmin):
     @admin.display(description="Field")
     def field(self, obj):
         return obj.payload_json.get("field", "—")
+
+    @admin.display(description="Value")
+    def shown_value(self, obj):
+        payload = obj.payload_json or {}
+        shown = payload.get("verified_value", payload.get("proposed_value"))
+        return display.display(shown) if shown is not None else display.EMPTY
 
     @admin.display(description="Console")
     def in_console(self, obj):

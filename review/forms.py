@@ -68,7 +68,8 @@ def _money(data) -> dict:
 def initial_for(field_type: str, value) -> dict:
     """The edit form's starting fields for a proposed value."""
     if field_type == "money" and isinstance(value, dict):
-        return {k: value.get(k) for k in ("amount", "min", "max", "currency") if value.get(k) is not None}
+        initial = {k: plain_decimal(value.get(k)) for k in ("amount", "min", "max") if value.get(k) is not None}
+        return {**initial, **({"currency": value["currency"]} if value.get("currency") else {})}
     if field_type == "date" and isinstance(value, dict):
         return {"date": value.get("date", "")}
     if field_type == "person" and isinstance(value, dict):
@@ -76,5 +77,21 @@ def initial_for(field_type: str, value) -> dict:
     if field_type == "list" and isinstance(value, list):
         return {"items": ", ".join(map(str, value))}
     if field_type == "number":
-        return {"number": value}
+        return {"number": plain_decimal(value)}
     return {"text": value if isinstance(value, str) else ""}
+
+
+def plain_decimal(value) -> str:
+    """A stored number as a person types it, without float noise: 60000.0 → "60000",
+    12.5 → "12.5", 1e6 → "1000000". Not grouped: the form reads it back as it is."""
+    if value is None or isinstance(value, bool):
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    if number == number.to_integral_value():
+        return str(number.quantize(Decimal(1)))
+    return format(number.normalize(), "f")

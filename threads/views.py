@@ -17,9 +17,11 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from threads.highlight import marks_parse, text_marked
 from threads.html import CSP_IMAGES, CSP_STRICT, html_sanitize
 from threads.ingest.sniff import not_mail_reason
 from threads.models import InboundToken
+from threads.panels import thread_panels
 from threads.selectors import (
     attachment_get,
     body_display_limit,
@@ -71,13 +73,20 @@ def thread_detail_view(request, workspace_slug, thread_id):
     thread = thread_get(thread_id=thread_id)
     if thread is None:
         raise Http404("No such thread")
+    rows = thread_messages(thread=thread)
+    marks = marks_parse(request.GET.getlist("mark"))
+    for message in rows:
+        # Evidence spans are offsets in the reply text: only a shown reply can be marked.
+        spans = marks.get(message.pk) if message.body_part == "reply" else None
+        message.body_pieces = text_marked(message.body_head, spans, message_id=message.pk) if spans else None
     # Not "messages": that name belongs to the flash messages every page shows.
     return render(
         request,
         "threads/thread_detail.html",
         {
             "thread": thread,
-            "thread_messages": thread_messages(thread=thread),
+            "thread_messages": rows,
+            "thread_panels": thread_panels(thread=thread),
             "display_limit": body_display_limit(),
             "nav": "threads",
         },

@@ -51,6 +51,7 @@ class DealRecord:
     crm_deal_id: str
     title: str
     stage: str = ""
+    stage_label: str = ""  # the stage as the CRM shows it, when its id is not a label (HubSpot)
     is_closed: bool = False
     amount: Decimal | None = None
     close_date: date | None = None

@@ -16,6 +16,7 @@ and each of our writes sets a new key.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,8 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from crm.adapters.base import CrmAdapter, CrmClientError, DealRecord, Http
+
+logger = logging.getLogger(__name__)
 
 DEAL_PROPERTIES = [
     "dealname",
@@ -50,6 +53,7 @@ class HubSpotAdapter(CrmAdapter):
             base_url=base_url or settings.HUBSPOT_BASE_URL, headers={"Authorization": f"Bearer {token}"}, **kwargs
         )
         self._owners: dict[str, str] = {}  # owner id -> email, for one sync
+        self._stage_labels: dict[str, str] | None = None  # stage id -> label, for one sync
 
     # --- deals -------------------------------------------------------------------------------
 
@@ -115,6 +119,7 @@ class HubSpotAdapter(CrmAdapter):
                 {emails[a["id"]].lower() for a in _associated(obj, "contacts") if emails.get(a["id"])}
             )
             record.owner_email = self._owner_email(record.owner_user_id)
+            record.stage_label = self._stage_label(record.stage)
             records.append(record)
         return records
 
@@ -140,6 +145,26 @@ class HubSpotAdapter(CrmAdapter):
             owner = self.http.request("GET", f"/crm/v3/owners/{owner_id}", idempotent=True, ok_missing=True)
             self._owners[owner_id] = (owner or {}).get("email") or ""
         return self._owners[owner_id]
+
+    def _stage_label(self, stage_id: str) -> str:
+        """The label the portal shows for a deal stage id (every pipeline's stages, read once
+        per sync). A token without the pipelines scope is not an error for the mirror: the
+        stage is kept as its id, and pages show the default pipeline's ids by their labels."""
+        if not stage_id:
+            return ""
+        if self._stage_labels is None:
+            try:
+                body = self.http.request("GET", "/crm/v3/pipelines/deals", idempotent=True, ok_missing=True) or {}
+            except CrmClientError as exc:
+                logger.warning("HubSpot deal pipelines unreadable, stages kept as ids: %s", exc)
+                body = {}
+            self._stage_labels = {
+                str(stage["id"]): stage.get("label") or ""
+                for pipeline in body.get("results") or []
+                for stage in pipeline.get("stages") or []
+                if stage.get("id")
+            }
+        return self._stage_labels.get(stage_id, "")
 
     def get_deal(self, deal_id: str) -> DealRecord:
         return self._records([self._deal_with_associations(deal_id)])[0]

@@ -134,6 +134,18 @@ class FakeHubSpot(FakeCrm):
         self.notes: dict[str, dict] = {}
         self.contacts: dict[str, dict] = {}
         self.history: dict[str, dict[str, list]] = {}  # record id -> property -> versions, newest first
+        # GET /crm/v3/pipelines/deals; None answers 403, as for a token without the scope.
+        self.pipelines: list[dict] | None = [
+            {
+                "id": "default",
+                "label": "Sales Pipeline",
+                "stages": [
+                    {"id": "appointmentscheduled", "label": "Appointment Scheduled"},
+                    {"id": "closedwon", "label": "Closed Won"},
+                ],
+            },
+            {"id": "7788", "label": "Renewals", "stages": [{"id": "99001", "label": "Renewal negotiation"}]},
+        ]
 
     def _set(self, record: dict, properties: dict) -> None:
         """Apply a write; each property it sets gets a version in the record's history."""
@@ -179,6 +191,10 @@ class FakeHubSpot(FakeCrm):
 
     def route(self, r):
         m, p, body = r["method"], r["path"], r["body"]
+        if p == "/crm/v3/pipelines/deals" and m == "GET":
+            if self.pipelines is None:
+                return 403, {"status": "error", "message": "This app hasn't been granted all required scopes."}, None
+            return 200, {"results": self.pipelines}, None
         if p == "/crm/v3/objects/deals" and m == "GET":
             return self._page(list(self.deals.values()), r, int(r["query"].get("limit", ["100"])[0]))
         if p == "/crm/v3/objects/deals/search" and m == "POST":

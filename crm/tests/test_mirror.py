@@ -149,3 +149,27 @@ def test_synced_hubspot_deals_carry_their_company_domain_and_contacts_full_and_i
         with db.queue_role():
             relinks = Job.objects.filter(task="relink_deals").count()
         assert relinks >= 1  # a changed deal links its threads again
+
+
+def test_sync_keeps_each_stage_label_from_the_portals_pipelines(workspace, hubspot):
+    policy_set(workspace, crm="hubspot")
+    connect(workspace)
+    hubspot.add_deal("7200", dealstage="99001")  # a custom pipeline: its id is a number
+    hubspot.add_deal("7201", dealstage="closedwon")
+    call_command("sync_deals", workspace=workspace.slug, stdout=io.StringIO())
+    deals = _deals(workspace)
+    assert (deals["7200"].stage, deals["7200"].stage_label) == ("99001", "Renewal negotiation")
+    assert deals["7201"].stage_label == "Closed Won"
+    paths = [r["path"] for r in hubspot.requests]
+    assert paths.count("/crm/v3/pipelines/deals") == 1  # once per sync, not per deal
+
+
+def test_sync_without_the_pipelines_scope_keeps_stage_ids(workspace, hubspot, caplog):
+    policy_set(workspace, crm="hubspot")
+    connect(workspace)
+    hubspot.pipelines = None
+    hubspot.add_deal("7300", dealstage="qualifiedtobuy")
+    call_command("sync_deals", workspace=workspace.slug, full=True, stdout=io.StringIO())
+    deal = _deals(workspace)["7300"]
+    assert (deal.stage, deal.stage_label) == ("qualifiedtobuy", "")
+    assert "pipelines unreadable" in caplog.text

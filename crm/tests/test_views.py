@@ -37,11 +37,13 @@ def test_thread_page_shows_the_dry_run_diff_and_filters_by_status(ws, django_ass
     page = client.get(url).content.decode()
     assert "Dry run: nothing is sent" in page
     assert page.count('data-status="dry_run"') == 3
-    # amount: 25000.00 in the CRM now, 40000.00 would be written
-    assert "25000.00" in page and "40000.00" in page and "not mirrored" in page
+    # amount: 25,000 in the CRM now, 40,000 would be written (numbers as the reader reads them)
+    assert "<td>25,000</td>" in page and ">40,000</td>" in page and "not mirrored" in page
     assert "Retry" not in page
     assert client.get(url, {"status": "failed"}).content.decode().count("data-status=") == 0
-    with django_assert_max_num_queries(16):  # session, user, membership, thread, rows, policy: none per row
+    with django_assert_max_num_queries(
+        17
+    ):  # session, user, membership, thread, rows, policy, pending syncs: none per row
         assert client.get(url).status_code == 200
     deal_page = client.get(reverse("crm:deal", kwargs={"workspace_slug": "acme", "pk": deal.pk})).content.decode()
     assert deal_page.count('data-status="dry_run"') == 2  # the deal update and the note, not the contact

@@ -67,6 +67,8 @@ def test_two_open_deals_at_one_company_domain_go_to_review_with_per_signal_score
     item = ReviewItem.objects.get(association_candidate=candidate)
     assert item.reason == "association" and item.thread_id == thread.pk
     assert [c["deal_id"] for c in item.payload_json["candidates"]] == [c["deal_id"] for c in candidate.candidates_json]
+    # The console shows each candidate's stage as the CRM labels it, not its id (qualifiedtobuy).
+    assert {c["stage"] for c in item.payload_json["candidates"]} == {"Qualified to buy"}
 
     link(ws, thread)  # a re-run updates, never duplicates
     assert AssociationCandidate.objects.filter(thread=thread).count() == 1

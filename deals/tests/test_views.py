@@ -93,7 +93,8 @@ def test_deal_page_shows_gauge_keys_states_evidence_links_threads_and_crm_log(ws
     html = response.content.decode()
     assert response.status_code == 200
     assert 'aria-label="BANT readiness 48 percent"' in html  # (1.0 + 0.9) / 4 = 0.475
-    assert f"/w/acme/threads/{link.thread_id}/#message-{message.pk}" in html
+    # The quote links to its thread with the span marked, landing on the mark.
+    assert f"/w/acme/threads/{link.thread_id}/?mark={message.pk}%3A4%3A19#mark-{message.pk}-4" in html
     assert "“budget is $25k”" in html
     assert "confirmed" in html and "suggested" in html and "missing" in html
     assert "About Northwind pilot" in html
@@ -129,4 +130,5 @@ def test_a_fact_conflict_shows_both_values_in_the_console(ws, client):
 
     html = client.get(reverse("review:item", kwargs={"workspace_slug": "acme", "pk": item.pk})).content.decode()
 
-    assert "Deal facts disagree" in html and "$40,000" in html and "$90,000" in html  # shown for people
+    # Shown for people; without a currency the figure is shown alone, not guessed.
+    assert "Deal facts disagree" in html and "40,000" in html and "90,000" in html

@@ -1,5 +1,7 @@
 from django import template
 
+from workspaces import display
+
 register = template.Library()
 
 
@@ -26,29 +28,8 @@ def duration_short(delta) -> str:
     return f"{minutes}m"
 
 
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
-
-
-def _money(amount: float, currency: str) -> str:
-    symbol = _SYMBOLS.get(currency)
-    figure = f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
-    return f"{symbol}{figure}" if symbol else f"{currency} {figure}"
-
-
 @register.filter
-def value_display(value) -> str:
-    """A field value for people: money with its currency, a date with its phrase, a person."""
-    if isinstance(value, dict):
-        if "amount" in value:
-            return _money(value["amount"], value.get("currency", "USD"))
-        if "min" in value and "max" in value:
-            currency = value.get("currency", "USD")
-            return f"{_money(value['min'], currency)} – {_money(value['max'], currency)}"
-        if "date" in value:
-            phrase = value.get("phrase")
-            return f"{value['date']} ({phrase})" if phrase and phrase != "set by a reviewer" else str(value["date"])
-        if "name" in value or "title" in value:
-            return ", ".join(str(v) for v in (value.get("name"), value.get("title")) if v) or "—"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return "—" if value in (None, "") else str(value)
+def value_display(value, field_type: str = "") -> str:
+    """A field value for people, in the reader's locale: one formatter per field type
+    (``workspaces.display``), shared with every other page, the admin and the CRM diff."""
+    return display.display(value, field_type or None)
