@@ -32,7 +32,18 @@ _LINK_SCHEMES = ("http:", "https:", "mailto:")
 _NOT_IN_URL = re.compile(r"[\x00-\x20\x7f]+")
 # Style declarations that let mail lay itself over the page (a fake sign-in box, a
 # full-frame link): positioning, stacking, offsets, negative margins and transforms.
-_OVERLAY_PROPERTIES = {"position", "z-index", "top", "right", "bottom", "left", "inset", "transform", "translate", "scale"}
+_OVERLAY_PROPERTIES = {
+    "position",
+    "z-index",
+    "top",
+    "right",
+    "bottom",
+    "left",
+    "inset",
+    "transform",
+    "translate",
+    "scale",
+}
 _NEGATIVE = re.compile(r"(^|[\s(,])-\s*(\d|\.\d)")
 _CSS_COMMENT = re.compile(r"/\*.*?(\*/|$)", re.S)
 
