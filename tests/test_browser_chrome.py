@@ -8,6 +8,7 @@ import pytest
 
 from tests.browser import requires_chromium
 from tests.pages import PASSWORD, build_pages
+from tests.test_every_page import _admin_cases
 from threads.tests.factories import MessageFactory, ThreadFactory
 from workspaces.rls import workspace_context
 
@@ -39,16 +40,20 @@ def watched(chromium):
     # those documents); anything else the page loads must be found.
     page.on(
         "console",
-        lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
-        if (msg.type == "error" and not msg.text.startswith("Failed to load resource"))
-        or "Content Security Policy" in msg.text
-        else None,
+        lambda msg: (
+            page.problems.append(f"console {msg.type}: {msg.text}")
+            if (msg.type == "error" and not msg.text.startswith("Failed to load resource"))
+            or "Content Security Policy" in msg.text
+            else None
+        ),
     )
     page.on(
         "response",
-        lambda r: page.problems.append(f"{r.status} {r.url}")
-        if r.status >= 400 and r.request.resource_type != "document"
-        else None,
+        lambda r: (
+            page.problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document"
+            else None
+        ),
     )
     yield page
     context.close()
@@ -104,8 +109,12 @@ def test_no_page_reports_a_csp_violation_and_the_admin_scripts_still_work(watche
     page.goto(f"{live_server.url}/w/acme/crm/threads/{pages.thread.pk}/")
     page.locator("select[name=status]").select_option("failed")
     page.wait_for_url(re.compile(r"status=failed"))
-    # The admin: index, a change list with actions, a change form.
-    for url in ("/admin/", "/admin/deals/deal/", f"/admin/deals/deal/{pages.deal.pk}/change/", "/admin/jobs/job/"):
+    # The admin: the index, the schemas page, and every model's change list, add and change pages.
+    admin_urls = ["/admin/", "/admin/extraction/extractionrun/schemas/", "/admin/password_change/"] + [
+        url for name, (_, _, url, _) in _admin_cases(pages).items() if name.endswith(("_changelist", "_add", "_change"))
+    ]
+    assert len(admin_urls) > 50
+    for url in admin_urls:
         page.goto(f"{live_server.url}{url}")
         seen[url] = violations(page)
     page.goto(f"{live_server.url}/admin/deals/deal/")
@@ -199,3 +208,17 @@ def test_hostile_mail_cannot_cover_the_message_frame(page, live_server, pages):
         " return document.elementFromPoint(r.left + 5, r.top + r.height / 2) === el; }"
     )
     assert on_top
+
+
+def test_the_admin_workspace_switcher_still_switches_on_change(watched, live_server, pages):
+    from workspaces.services import membership_add, workspace_create
+
+    membership_add(workspace=workspace_create(slug="globex", name="Globex"), user=pages.admin, role="admin")
+    page = watched
+    log_in(page, live_server, "boss")
+    page.goto(f"{live_server.url}/admin/")
+    page.locator("#workspace-select").select_option("globex")  # no button: autosubmit.js sends it
+    page.wait_for_load_state()
+    assert "Now working in Globex." in page.locator(".messagelist").inner_text()
+    assert page.locator(".tl-workspace").inner_text() == "· Globex"
+    assert violations(page) == [] and page.problems == []
