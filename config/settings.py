@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.humanize",
+    "csp",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "workspaces",
@@ -46,6 +47,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Values (money, dates, lists) are shown in the reader's locale, from Accept-Language.
     "workspaces.display.ReaderLocaleMiddleware",
+    # Every response gets the Content-Security-Policy below unless a view set its own (the
+    # sanitized message frame and downloads keep their stricter ones).
+    "csp.middleware.CSPMiddleware",
     # After authentication: opens the request's transaction and sets the workspace context.
     "workspaces.middleware.WorkspaceContextMiddleware",
 ]
@@ -140,6 +144,27 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "SAMEORIGIN"
+
+# --- Content-Security-Policy (django-csp; README, Security) --------------------------------
+# Every page of the app, the admin, the login and the error pages: scripts and styles only
+# from our own static files (no inline scripts, no event-handler attributes, no style
+# attributes), no plugins, no <base>, forms post only to us, framed only by us.
+# tests/test_browser_chrome.py fails on any violation Chromium reports.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'self'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -147,7 +147,7 @@ class MembershipAdmin(WorkspaceScopedAdmin):
 
 class PolicyForm(forms.ModelForm):
     policy = forms.JSONField(
-        widget=forms.Textarea(attrs={"rows": 24, "cols": 80, "style": "font-family: monospace"}),
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 80, "class": "tl-monospace"}),
         help_text="JSON. Absent keys take their defaults; unknown keys are refused.",
     )
 
