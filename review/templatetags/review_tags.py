@@ -13,6 +13,15 @@ def undo_target(extra_tags: str) -> int | None:
 
 
 @register.filter
+def undo_batch_target(extra_tags: str) -> str:
+    """The bulk batch a flash message offers to undo ("undo-batch:<hex id>" in its tags)."""
+    for tag in (extra_tags or "").split():
+        if tag.startswith("undo-batch:") and tag[11:].isalnum():
+            return tag[11:]
+    return ""
+
+
+@register.filter
 def duration_short(delta) -> str:
     """A timedelta as the largest sensible unit: 3d 4h, 5h 12m, 7m."""
     seconds = int(delta.total_seconds())
@@ -52,3 +61,9 @@ def value_display(value) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return "—" if value in (None, "") else str(value)
+
+
+@register.filter
+def field_error(errors, key: str) -> str:
+    """The edit form's error for one of its fields ("" for one about the whole value)."""
+    return (errors or {}).get(key, "") if isinstance(errors, dict) else ""
