@@ -37,8 +37,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import transaction
-from django.db.models import Case, F, Func, Q, Value, When
+from django.db.models import BigIntegerField, Case, F, Func, Q, Value, When
 from django.utils import timezone
 
 from review.handlers import handler_for
@@ -318,6 +319,9 @@ def review_item_undo(*, item_id: int, user) -> ReviewItem:
     return item
 
 
+_IDS = ArrayField(BigIntegerField())
+
+
 def review_item_skip(*, item: ReviewItem, user) -> None:
     """Pass on an open item: my claim ends (it is free for someone else), it goes behind the
     other items in my queue (``skipped_by``), and the audit log says who skipped it when."""
@@ -334,7 +338,8 @@ def review_item_skip(*, item: ReviewItem, user) -> None:
         claimed_at=None,
         skipped_by=Case(
             When(skipped_by__contains=[user.pk], then=F("skipped_by")),
-            default=Func(F("skipped_by"), Value(user.pk), function="array_append"),
+            default=Func(F("skipped_by"), Value(user.pk), function="array_append", output_field=_IDS),
+            output_field=_IDS,
         ),
     )
     if not updated:
