@@ -24,7 +24,6 @@ from review.services import (
     review_items_resolve_bulk,
 )
 from review.tests.factories import ReviewItemFactory
-from threads.tests.factories import ThreadFactory
 from workspaces.models import AuditEvent
 from workspaces.rls import workspace_context
 from workspaces.services import audit_event_record, membership_add, workspace_create

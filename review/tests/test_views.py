@@ -169,7 +169,10 @@ def test_edit_validates_the_value_for_its_type(ws):
     assert response["Location"] == url("item", ws, pk=item.pk) + "#edit-form"
     page = client.get(response["Location"]).content.decode()
     assert re.search(r'name="amount"[^>]*value="lots"[^>]*aria-invalid="true"', page)
-    assert '<p class="error field-error" id="error-amount" role="alert">amount: &#x27;lots&#x27; is not an amount</p>' in page
+    assert (
+        '<p class="error field-error" id="error-amount" role="alert">amount: &#x27;lots&#x27; is not an amount</p>'
+        in page
+    )
     assert "<option selected>GBP</option>" in page
     assert 'id="edit-form" class="edit"  data-action="edit"' in page  # shown, not hidden
     # The error is shown once: a reload shows the proposed value again and nothing was decided.
