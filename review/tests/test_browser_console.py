@@ -96,10 +96,16 @@ def test_an_edited_value_shows_on_its_page_and_in_the_approved_list(page, live_s
     assert row.locator(".tag.edited").is_visible() and row.locator("del.was").inner_text() == "$40,000"
 
 
+def row_items(page) -> list[int]:
+    """The queue's rows, as the ids of the items they open, top first."""
+    hrefs = page.locator("tr[data-href]").evaluate_all("rows => rows.map(r => r.dataset.href)")
+    return [int(re.search(r"/items/(\d+)/", href).group(1)) for href in hrefs]
+
+
 def test_skip_frees_the_item_moves_it_behind_the_others_and_says_so(page, live_server, workspace):
     older, newer = make_item(workspace, "Older"), make_item(workspace, "Newer")
     log_in(page, live_server)
-    assert page.locator("tr[data-href]").first.get_attribute("data-item") == str(newer.pk)
+    assert row_items(page) == [newer.pk, older.pk]
     page.goto(item_url(live_server, newer))
     page.keyboard.press("s")
     page.wait_for_url(re.compile(rf"/items/{older.pk}/"))
@@ -108,24 +114,24 @@ def test_skip_frees_the_item_moves_it_behind_the_others_and_says_so(page, live_s
         newer.refresh_from_db()
     assert (newer.status, newer.assigned_to_id, newer.claimed_until) == ("open", None, None)
     page.goto(f"{live_server.url}/w/acme/review/")
-    rows = page.locator("tr[data-href]")
-    assert [rows.nth(i).get_attribute("data-item") for i in range(2)] == [str(older.pk), str(newer.pk)]
-    assert rows.nth(1).locator(".tag.skipped").inner_text() == "skipped"
+    assert row_items(page) == [older.pk, newer.pk]
+    assert page.locator("tr[data-href]").nth(1).locator(".tag.skipped").inner_text() == "skipped"
     page.locator("select[name=status]").select_option("skipped")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"status=skipped"))
-    assert page.locator("tr[data-href]").count() == 1
-    assert page.locator("tr[data-href]").first.get_attribute("data-item") == str(newer.pk)
+    assert row_items(page) == [newer.pk]
 
 
 def test_u_on_a_decided_item_s_page_undoes_that_item(page, live_server, workspace):
     first, second = make_item(workspace, "First"), make_item(workspace, "Second")
     log_in(page, live_server)
     page.goto(item_url(live_server, first, "?status=all"))
-    page.keyboard.press("a")  # first approved; the next in "all" is the second
+    with page.expect_navigation():
+        page.keyboard.press("a")  # first approved (the oldest: the queue comes next)
     page.goto(item_url(live_server, second, "?status=all"))
-    page.keyboard.press("a")  # second approved; "all" goes on to the first, decided, with the flash for the second
-    page.wait_for_url(re.compile(rf"/items/{first.pk}/"))
+    with page.expect_navigation():
+        page.keyboard.press("a")  # second approved; "all" goes on to the first, decided, with the flash for the second
+    assert re.search(rf"/items/{first.pk}/\?status=all$", page.url)
     assert page.locator('.flash [data-key="u"]').count() == 1  # the flash offers to undo the second
     page.keyboard.press("u")  # on the first's page: undo the first (the flash's button came first before)
     page.wait_for_url(re.compile(rf"/items/{first.pk}/"))
