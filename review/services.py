@@ -14,7 +14,10 @@ claimed by someone else; if another person got there first, nothing changes and 
 gets ReviewConflict with a message to show. Each decision stores what its handler changed,
 so it can be undone within the policy's window; the handlers say what changed to the
 pipeline (``pipeline.stages``), which queues what follows (the CRM write waits out the
-undo window).
+undo window). Several items can be approved or rejected as one batch, which one undo puts
+back (``review_items_resolve_bulk``, ``review_batch_undo``). Skipping an item frees it and
+puts it behind the others in the skipper's queue (``skipped_by``); each decision's audit
+event carries the seconds since the reviewer's claim began (``claimed_at``).
 
 Subjects and payloads, by reason:
 

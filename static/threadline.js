@@ -90,7 +90,10 @@
     if (event.key === "Escape") {
       if (help) help.hidden = true;
       var edit = document.getElementById("edit-form");
-      if (edit && typing(event.target)) { event.target.blur(); edit.hidden = true; }
+      if (edit && !edit.hidden) {
+        if (typing(event.target)) event.target.blur();
+        edit.hidden = true;
+      }
       return;
     }
     if (typing(event.target)) return;
