@@ -78,7 +78,7 @@ def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit
     page = list(items.order_by(*_order(filters))[: limit + 1])
     next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
     page = page[:limit]
-    _attach_decided_values(page)
+    with_decided_values(page)
     return page, next_cursor
 
 
@@ -138,8 +138,9 @@ def decided_value(item: ReviewItem) -> dict | None:
     return {"value": proposed, "edited": False, "proposed": proposed}
 
 
-def _attach_decided_values(items: list[ReviewItem]) -> None:
-    """Items edited before decisions kept their value: read it from the audit log (one query)."""
+def with_decided_values(items: list[ReviewItem]) -> list[ReviewItem]:
+    """Set each item's ``decided`` (``decided_value``). Items edited before decisions kept
+    their value read it from the audit log (one query for them all)."""
     missing = [
         i.pk
         for i in items
@@ -155,6 +156,7 @@ def _attach_decided_values(items: list[ReviewItem]) -> None:
         if item.pk in found:
             item._edited_value = found[item.pk]
         item.decided = decided_value(item)
+    return items
 
 
 COUNT_CAP = 1000

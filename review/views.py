@@ -98,10 +98,14 @@ def item(request, pk):
         "held_by_other": held_by_other,
         "can_decide": request.membership.can_decide and not held_by_other,
         "field_type": field_type,
-        "edit_initial": (refused or {}).get("values") or initial_for(field_type, proposed),
+        # Every field the form can show, so a missing one renders empty (strict template variables).
+        "edit_initial": {
+            **dict.fromkeys(EDIT_FIELDS, ""),
+            **((refused or {}).get("values") or initial_for(field_type, proposed)),
+        },
         "edit_error": "; ".join(edit_errors.values()),
         "edit_errors": edit_errors,
-        "decided": selectors.decided_value(review_item),
+        "decided": selectors.with_decided_values([review_item])[0].decided,
         "currencies": CURRENCIES,
         "confidence_pct": round(float(review_item.payload_json.get("confidence") or 0) * 100),
         "undo_window": policy["undo_window_seconds"],

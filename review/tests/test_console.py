@@ -282,6 +282,8 @@ def test_an_edit_decided_before_values_were_kept_reads_it_from_the_audit_log(ws,
         ReviewItem.objects.filter(pk=item.pk).update(payload_json=payload)
         assert queue_ids(rita, status="approved") == [item.pk]
         listed, _ = selectors.queue_items(filters=selectors.QueueFilters(status="approved"), user=rita)
+    page = client_for(rita).get(url("item", ws, pk=item.pk)).content.decode()
+    assert '<span class="value" id="decided-value">$9,000</span>' in page
     assert listed[0].decided == {
         "value": {"amount": 9000, "currency": "USD"},
         "edited": True,
