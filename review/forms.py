@@ -11,7 +11,8 @@ CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "CHF", "NOK", "SEK", "JPY", "IN
 
 
 def value_from_post(field_type: str, data) -> object:
-    """The corrected value from the edit form's fields, or ValidationError naming the problem."""
+    """The corrected value from the edit form's fields, or ValidationError naming the problem,
+    keyed by the form field it is about (``exc.message_dict``), so the page shows it there."""
     if field_type == "money":
         return _money(data)
     if field_type == "date":
@@ -19,32 +20,32 @@ def value_from_post(field_type: str, data) -> object:
         try:
             return {"date": date.fromisoformat(raw).isoformat(), "phrase": "set by a reviewer"}
         except ValueError as exc:
-            raise ValidationError(f"{raw or 'an empty date'} is not a date (use YYYY-MM-DD)") from exc
+            raise ValidationError({"date": f"{raw or 'an empty date'} is not a date (use YYYY-MM-DD)"}) from exc
     if field_type == "person":
         name, title = (data.get("name") or "").strip(), (data.get("title") or "").strip()
         if not (name or title):
-            raise ValidationError("give a name, a title, or both")
+            raise ValidationError({"name": "give a name, a title, or both"})
         return {"name": name or None, "title": title or None}
     if field_type == "list":
         items = [part.strip() for part in (data.get("items") or "").split(",") if part.strip()]
         if not items:
-            raise ValidationError("give at least one name, separated by commas")
+            raise ValidationError({"items": "give at least one name, separated by commas"})
         return items
     if field_type == "number":
         try:
             return float(Decimal((data.get("number") or "").strip()))
         except InvalidOperation as exc:
-            raise ValidationError("not a number") from exc
+            raise ValidationError({"number": "not a number"}) from exc
     text = (data.get("text") or "").strip()
     if not text:
-        raise ValidationError("the value cannot be empty")
+        raise ValidationError({"text": "the value cannot be empty"})
     return text
 
 
 def _money(data) -> dict:
     currency = (data.get("currency") or "USD").upper()
     if currency not in CURRENCIES:
-        raise ValidationError(f"unknown currency {currency}")
+        raise ValidationError({"currency": f"unknown currency {currency}"})
     amounts = {}
     for key in ("amount", "min", "max"):
         raw = (data.get(key) or "").replace(",", "").strip()
@@ -53,16 +54,16 @@ def _money(data) -> dict:
         try:
             amounts[key] = float(Decimal(raw))
         except InvalidOperation as exc:
-            raise ValidationError(f"{key}: {raw!r} is not an amount") from exc
+            raise ValidationError({key: f"{key}: {raw!r} is not an amount"}) from exc
         if amounts[key] <= 0:
-            raise ValidationError(f"{key} must be more than zero")
+            raise ValidationError({key: f"{key} must be more than zero"})
     if "amount" in amounts:
         return {"amount": amounts["amount"], "currency": currency}
     if "min" in amounts and "max" in amounts:
         if amounts["min"] > amounts["max"]:
-            raise ValidationError("the minimum is above the maximum")
+            raise ValidationError({"min": "the minimum is above the maximum"})
         return {"min": amounts["min"], "max": amounts["max"], "currency": currency}
-    raise ValidationError("give an amount, or a minimum and a maximum")
+    raise ValidationError({"amount": "give an amount, or a minimum and a maximum"})
 
 
 def initial_for(field_type: str, value) -> dict:

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from workspaces.models import TenantModel
@@ -46,6 +47,11 @@ class ReviewItem(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When the current holder's claim began (opening the item): a decision's seconds are
+    # counted from here (the dashboard's median per reviewer).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who passed on the item (user ids): it goes behind the others in their queue.
+    skipped_by = ArrayField(models.BigIntegerField(), default=list, blank=True)
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Min, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Min, Q
 from django.db.models.functions import Length, Substr
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -21,6 +22,8 @@ from workspaces.models import AuditEvent
 
 PAGE_SIZE = 50
 SORTS = {"newest": ("-created_at", "-id"), "oldest": ("created_at", "id")}
+# Besides the stored statuses: every item, the open items someone skipped, the edited ones.
+STATUSES = {*ReviewItem.Status.values, "all", "skipped", "edited"}
 
 
 @dataclass
@@ -42,7 +45,7 @@ class QueueFilters:
 
         status = query.get("status", "open")
         return cls(
-            status=status if status in {*ReviewItem.Status.values, "all"} else "open",
+            status=status if status in STATUSES else "open",
             reason=query.get("reason", "") if query.get("reason", "") in ReviewItem.Reason.values else "",
             field=query.get("field", "")[:100],
             assignee=query.get("assignee", "") if query.get("assignee") in ("me", "unassigned") else "",
@@ -65,21 +68,27 @@ class QueueFilters:
 
 
 def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit: int = PAGE_SIZE):
-    """One page of the queue and the cursor of the next (keyset: no OFFSET, no COUNT)."""
-    items = _filtered(filters, user).select_related("thread", "field_value", "assigned_to")
-    order = SORTS[filters.sort]
+    """One page of the queue and the cursor of the next (keyset: no OFFSET, no COUNT).
+
+    Items I skipped come after the others (then newest or oldest first, as sorted)."""
+    items = _ordered(filters, user).select_related("thread", "field_value", "assigned_to")
     after = _decode_cursor(cursor)
     if after is not None:
-        created_at, pk = after
-        items = items.filter(_before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk))
-    page = list(items.order_by(*order)[: limit + 1])
+        items = items.filter(_later(filters, *after))
+    page = list(items.order_by(*_order(filters))[: limit + 1])
     next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
-    return page[:limit], next_cursor
+    page = page[:limit]
+    with_decided_values(page)
+    return page, next_cursor
 
 
 def _filtered(filters: QueueFilters, user):
     items = ReviewItem.objects.all()
-    if filters.status != "all":
+    if filters.status == "skipped":
+        items = items.filter(status=ReviewItem.Status.OPEN, skipped_by__len__gt=0)
+    elif filters.status == "edited":
+        items = items.filter(status=ReviewItem.Status.APPROVED, payload_json__last_decision__decision="edit")
+    elif filters.status != "all":
         items = items.filter(status=filters.status)
     if filters.reason:
         items = items.filter(reason=filters.reason)
@@ -91,6 +100,62 @@ def _filtered(filters: QueueFilters, user):
         items = items.filter(assigned_to__isnull=True)
     if filters.older_than_hours:
         items = items.filter(created_at__lt=timezone.now() - timedelta(hours=filters.older_than_hours))
+    return items
+
+
+def _ordered(filters: QueueFilters, user):
+    """The filtered items with ``skipped_me``: whether this reviewer skipped the item."""
+    return _filtered(filters, user).annotate(
+        skipped_me=ExpressionWrapper(Q(skipped_by__contains=[user.pk]), output_field=BooleanField())
+    )
+
+
+def _order(filters: QueueFilters) -> tuple[str, ...]:
+    return ("skipped_me", *SORTS[filters.sort])
+
+
+def _later(filters: QueueFilters, skipped: bool, created_at, pk) -> Q:
+    """Items after (skipped, created_at, pk) in queue order."""
+    same = Q(skipped_me=skipped) & (_before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk))
+    return same if skipped else same | Q(skipped_me=True)
+
+
+def _earlier(filters: QueueFilters, skipped: bool, created_at, pk) -> Q:
+    same = Q(skipped_me=skipped) & (_after(created_at, pk) if filters.sort == "newest" else _before(created_at, pk))
+    return same | Q(skipped_me=False) if skipped else same
+
+
+def decided_value(item: ReviewItem) -> dict | None:
+    """What a decision made of the item's value: ``{"value", "edited", "proposed"}`` for a
+    decided value item (an edit shows the reviewer's value beside the proposed one)."""
+    if item.status == ReviewItem.Status.OPEN or "proposed_value" not in item.payload_json:
+        return None
+    last = item.payload_json.get("last_decision") or {}
+    proposed = item.payload_json.get("proposed_value")
+    if last.get("decision") == "edit":
+        value = last["value"] if "value" in last else getattr(item, "_edited_value", None)
+        return {"value": value, "edited": True, "proposed": proposed}
+    return {"value": proposed, "edited": False, "proposed": proposed}
+
+
+def with_decided_values(items: list[ReviewItem]) -> list[ReviewItem]:
+    """Set each item's ``decided`` (``decided_value``). Items edited before decisions kept
+    their value read it from the audit log (one query for them all)."""
+    missing = [
+        i.pk
+        for i in items
+        if (i.payload_json.get("last_decision") or {}).get("decision") == "edit"
+        and "value" not in i.payload_json["last_decision"]
+    ]
+    found: dict[int, object] = {}
+    if missing:
+        events = AuditEvent.objects.filter(type="review_item.edited", data_json__review_item_id__in=missing)
+        for data in events.order_by("created_at").values_list("data_json", flat=True):
+            found[data.get("review_item_id")] = data.get("value")
+    for item in items:
+        if item.pk in found:
+            item._edited_value = found[item.pk]
+        item.decided = decided_value(item)
     return items
 
 
@@ -113,14 +178,12 @@ def queue_counts_by_reason(*, status: str = "open", cap: int | None = COUNT_CAP)
 
 def queue_neighbours(*, item: ReviewItem, filters: QueueFilters, user) -> tuple[int | None, int | None]:
     """The items before and after this one in queue order (for j/k and 'next after a decision')."""
-    base = _filtered(filters, user).exclude(pk=item.pk)
-    newer = base.filter(_after(item.created_at, item.pk))
-    older = base.filter(_before(item.created_at, item.pk))
-    prev_q, next_q = (newer.order_by("created_at", "id"), older.order_by("-created_at", "-id"))
-    if filters.sort == "oldest":
-        prev_q, next_q = older.order_by("-created_at", "-id"), newer.order_by("created_at", "id")
-    prev_id = prev_q.values_list("pk", flat=True).first()
-    next_id = next_q.values_list("pk", flat=True).first()
+    base = _ordered(filters, user).exclude(pk=item.pk)
+    key = (user.pk in (item.skipped_by or []), item.created_at, item.pk)
+    order = _order(filters)
+    backwards = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in order)
+    prev_id = base.filter(_earlier(filters, *key)).order_by(*backwards).values_list("pk", flat=True).first()
+    next_id = base.filter(_later(filters, *key)).order_by(*order).values_list("pk", flat=True).first()
     return prev_id, next_id
 
 
@@ -136,17 +199,17 @@ def _after(created_at, pk) -> Q:
 
 
 def _encode_cursor(item: ReviewItem) -> str:
-    raw = json.dumps([item.created_at.isoformat(), item.pk]).encode()
+    raw = json.dumps([item.created_at.isoformat(), item.pk, bool(getattr(item, "skipped_me", False))]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+def _decode_cursor(cursor: str | None) -> tuple[bool, datetime, int] | None:
     if not cursor:
         return None
     try:
-        created, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        created, pk, *rest = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         parsed = parse_datetime(created)
-        return (parsed, int(pk)) if parsed else None
+        return (bool(rest and rest[0]), parsed, int(pk)) if parsed else None
     except (ValueError, TypeError):
         return None
 
@@ -280,13 +343,7 @@ def dashboard_figures(*, days: int = 30) -> dict:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     open_items = ReviewItem.objects.filter(status=ReviewItem.Status.OPEN)
     oldest = open_items.aggregate(oldest=Min("created_at"))["oldest"]
-    decision_types = ["review_item.approved", "review_item.edited", "review_item.rejected", "association.resolved"]
-    per_reviewer = list(
-        AuditEvent.objects.filter(type__in=decision_types, created_at__gte=midnight, actor__isnull=False)
-        .values("actor__username")
-        .annotate(n=Count("id"))
-        .order_by("-n", "actor__username")
-    )
+    per_reviewer = reviewer_figures(since=midnight)
     since = now - timedelta(days=days)
     routed = AuditEvent.objects.filter(created_at__gte=since).aggregate(
         accepted=Count("id", filter=Q(type="field_value.accepted")),
@@ -307,3 +364,36 @@ def dashboard_figures(*, days: int = 30) -> dict:
         "sent_to_review": routed["reviewed"],
         "days": days,
     }
+
+
+# Every decision a person makes, as audited. "review_item.rejectd" is how an early build
+# spelled a rejection; the audit log is append-only, so old events keep it and count too.
+DECISION_TYPES = (
+    "review_item.approved",
+    "review_item.edited",
+    "review_item.rejected",
+    "review_item.rejectd",
+    "association.resolved",
+)
+
+
+def reviewer_figures(*, since: datetime) -> list[dict]:
+    """Per reviewer since ``since``: decisions (``n``), the median seconds from opening an item
+    to deciding it (items decided without being opened, as in a bulk decision, are not timed),
+    and undos. Most decisions first."""
+    rows: dict[str, dict] = {}
+    events = AuditEvent.objects.filter(
+        Q(type__in=DECISION_TYPES) | Q(type="review_item.undone"), created_at__gte=since, actor__isnull=False
+    ).values_list("actor__username", "type", "data_json__seconds")
+    for name, kind, seconds in events:
+        row = rows.setdefault(name, {"actor__username": name, "n": 0, "undone": 0, "seconds": []})
+        if kind == "review_item.undone":
+            row["undone"] += 1
+            continue
+        row["n"] += 1
+        if isinstance(seconds, int | float):
+            row["seconds"].append(float(seconds))
+    for row in rows.values():
+        row["median_seconds"] = round(statistics.median(row["seconds"]), 1) if row["seconds"] else None
+        del row["seconds"]
+    return sorted(rows.values(), key=lambda r: (-r["n"], r["actor__username"]))

@@ -14,7 +14,10 @@ claimed by someone else; if another person got there first, nothing changes and 
 gets ReviewConflict with a message to show. Each decision stores what its handler changed,
 so it can be undone within the policy's window; the handlers say what changed to the
 pipeline (``pipeline.stages``), which queues what follows (the CRM write waits out the
-undo window).
+undo window). Several items can be approved or rejected as one batch, which one undo puts
+back (``review_items_resolve_bulk``, ``review_batch_undo``). Skipping an item frees it and
+puts it behind the others in the skipper's queue (``skipped_by``); each decision's audit
+event carries the seconds since the reviewer's claim began (``claimed_at``).
 
 Subjects and payloads, by reason:
 
@@ -34,10 +37,12 @@ Subjects and payloads, by reason:
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, Case, F, Func, Q, Value, When
 from django.utils import timezone
 
 from review.handlers import handler_for
@@ -174,21 +179,29 @@ def job_failed_item_open(*, workspace_id: int, job_id: int, task: str, attempts:
 
 
 def review_item_claim(*, item: ReviewItem, user) -> bool:
-    """Claim an open item for this reviewer for the policy's claim time; False if someone else holds it."""
+    """Claim an open item for this reviewer for the policy's claim time; False if someone else
+    holds it. A new claim (not a renewal of mine) starts the clock a decision's seconds count from."""
     now = timezone.now()
     seconds = policy_for(workspace_id=item.workspace_id)["review_claim_seconds"]
+    mine = Q(assigned_to=user, claimed_until__gte=now, claimed_at__isnull=False)
     claimed = ReviewItem.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(assigned_to=user),
         pk=item.pk,
         status=ReviewItem.Status.OPEN,
-    ).update(assigned_to=user, claimed_until=now + timedelta(seconds=seconds))
+    ).update(
+        assigned_to=user,
+        claimed_until=now + timedelta(seconds=seconds),
+        claimed_at=Case(When(mine, then=F("claimed_at")), default=Value(now)),
+    )
     if claimed:
         item.assigned_to, item.claimed_until = user, now + timedelta(seconds=seconds)
     return bool(claimed)
 
 
 def review_item_release(*, item: ReviewItem, user) -> None:
-    ReviewItem.objects.filter(pk=item.pk, assigned_to=user, status=ReviewItem.Status.OPEN).update(claimed_until=None)
+    ReviewItem.objects.filter(pk=item.pk, assigned_to=user, status=ReviewItem.Status.OPEN).update(
+        claimed_until=None, claimed_at=None
+    )
 
 
 def review_item_assign(*, item: ReviewItem, user) -> None:
@@ -233,7 +246,9 @@ def association_resolve(*, item_id: int, reviewer, version: int, choice: str, de
 _AUDIT = {"approve": "review_item.approved", "edit": "review_item.edited", "reject": "review_item.rejected"}
 
 
-def _decide(*, item_id: int, reviewer, version: int, decision: str, value, only: Q | None = None) -> ReviewItem:
+def _decide(
+    *, item_id: int, reviewer, version: int, decision: str, value, only: Q | None = None, batch: str = ""
+) -> ReviewItem:
     now = timezone.now()
     status = ReviewItem.Status.REJECTED if decision == "reject" else ReviewItem.Status.APPROVED
     updated = ReviewItem.objects.filter(
@@ -248,15 +263,25 @@ def _decide(*, item_id: int, reviewer, version: int, decision: str, value, only:
         raise ReviewConflict(_conflict_message(item, reviewer))
     changes = handler_for(item.reason).decide(item=item, decision=decision, value=value, reviewer=reviewer, at=now)
     label = f"association:{value['choice']}" if decision == "associate" else decision
-    item.payload_json = {
-        **item.payload_json,
-        "last_decision": {"decision": label, "by": reviewer.pk, "at": now.isoformat(), "changes": changes},
-    }
-    item.save(update_fields=["payload_json"])
+    last = {"decision": label, "by": reviewer.pk, "at": now.isoformat(), "changes": changes}
+    if decision == "edit":
+        last["value"] = value  # what the reviewer put in place of the proposed value
+    if batch:
+        last["batch"] = batch  # decided together: undone together (review_batch_undo)
+    # Seconds from my claim (opening the item) to this decision; none if I never opened it.
+    seconds = (
+        round((now - item.claimed_at).total_seconds(), 1)
+        if item.claimed_at and item.assigned_to_id == reviewer.pk
+        else None
+    )
+    item.payload_json = {**item.payload_json, "last_decision": last}
+    item.claimed_at = None
+    item.save(update_fields=["payload_json", "claimed_at"])
+    timing = {"seconds": seconds, **({"batch": batch} if batch else {})}
     if decision == "associate":
-        audit_type, data = "association.resolved", {"choice": value["choice"], "deal_id": value["deal_id"]}
+        audit_type, data = "association.resolved", {"choice": value["choice"], "deal_id": value["deal_id"], **timing}
     else:
-        audit_type, data = _AUDIT[decision], {"changes": changes, "value": value}
+        audit_type, data = _AUDIT[decision], {"changes": changes, "value": value, **timing}
     audit_event_record(
         workspace_id=item.workspace_id,
         type=audit_type,
@@ -284,6 +309,7 @@ def review_item_undo(*, item_id: int, user) -> ReviewItem:
     item.status, item.resolved_by, item.resolved_at = ReviewItem.Status.OPEN, None, None
     item.version += 1
     item.assigned_to, item.claimed_until = user, timezone.now() + timedelta(seconds=60)
+    item.claimed_at = timezone.now()
     item.payload_json = {k: v for k, v in item.payload_json.items() if k != "last_decision"}
     item.save()
     audit_event_record(
@@ -296,9 +322,34 @@ def review_item_undo(*, item_id: int, user) -> ReviewItem:
     return item
 
 
+_IDS = ArrayField(BigIntegerField())
+
+
 def review_item_skip(*, item: ReviewItem, user) -> None:
-    """Pass on an item: it stays open for someone else, and my claim on it ends."""
-    review_item_release(item=item, user=user)
+    """Pass on an open item: my claim ends (it is free for someone else), it goes behind the
+    other items in my queue (``skipped_by``), and the audit log says who skipped it when."""
+    updated = ReviewItem.objects.filter(
+        Q(assigned_to=user)
+        | Q(assigned_to__isnull=True)
+        | Q(claimed_until__isnull=True)
+        | Q(claimed_until__lt=timezone.now()),
+        pk=item.pk,
+        status=ReviewItem.Status.OPEN,
+    ).update(
+        assigned_to=None,
+        claimed_until=None,
+        claimed_at=None,
+        skipped_by=Case(
+            When(skipped_by__contains=[user.pk], then=F("skipped_by")),
+            default=Func(F("skipped_by"), Value(user.pk), function="array_append", output_field=_IDS),
+            output_field=_IDS,
+        ),
+    )
+    if not updated:
+        fresh = ReviewItem.objects.select_related("assigned_to", "resolved_by").get(pk=item.pk)
+        if fresh.status != ReviewItem.Status.OPEN:
+            raise ReviewInvalid(_conflict_message(fresh, user))
+        raise ReviewConflict(_held_message(fresh) + " Nothing was changed.")
     audit_event_record(
         workspace_id=item.workspace_id,
         type="review_item.skipped",
@@ -306,6 +357,79 @@ def review_item_skip(*, item: ReviewItem, user) -> None:
         thread_id=item.thread_id,
         data={"review_item_id": item.pk},
     )
+
+
+# --- several items at once -------------------------------------------------------------------
+
+BULK_DECISIONS = ("approve", "reject")
+
+
+@transaction.atomic
+def review_items_resolve_bulk(*, items: list[tuple[int, int]], reviewer, decision: str) -> dict:
+    """Approve or reject several items, each ``(id, version seen)``, as one batch that one undo
+    puts back (``review_batch_undo``). An item that cannot be decided (someone else holds or
+    decided it, it changed, it is a deal association) is left as it is and reported; the
+    others are decided. Returns ``{"batch", "decided": [ids], "refused": [(id, why)]}``."""
+    if decision not in BULK_DECISIONS:
+        raise ReviewInvalid(f"a bulk decision is approve or reject, not {decision!r}")
+    if not items:
+        raise ReviewInvalid("select at least one item (x selects a row)")
+    batch = uuid.uuid4().hex
+    decided, refused = [], []
+    for item_id, version in items:
+        try:
+            with transaction.atomic():
+                _decide(
+                    item_id=item_id,
+                    reviewer=reviewer,
+                    version=version,
+                    decision=decision,
+                    value=None,
+                    only=Q(association_candidate__isnull=True) & ~Q(reason=Reason.ASSOCIATION),
+                    batch=batch,
+                )
+        except ReviewItem.DoesNotExist:
+            refused.append((item_id, "no such item"))
+        except (ReviewConflict, ReviewInvalid) as exc:
+            refused.append((item_id, _bulk_refusal(item_id, str(exc))))
+        else:
+            decided.append(item_id)
+    if decided:
+        audit_event_record(
+            workspace_id=_workspace_of(decided[0]),
+            type="review_items.bulk_decided",
+            actor=reviewer,
+            data={"batch": batch, "decision": decision, "review_item_ids": decided, "refused": [i for i, _ in refused]},
+        )
+    return {"batch": batch, "decided": decided, "refused": refused}
+
+
+def _bulk_refusal(item_id: int, message: str) -> str:
+    item = ReviewItem.objects.filter(pk=item_id).first()
+    if item is not None and item.reason == Reason.ASSOCIATION and item.status == ReviewItem.Status.OPEN:
+        return "a deal association is decided on its own page"
+    return message
+
+
+def _workspace_of(item_id: int) -> int:
+    return ReviewItem.objects.values_list("workspace_id", flat=True).get(pk=item_id)
+
+
+@transaction.atomic
+def review_batch_undo(*, batch: str, user) -> list[int]:
+    """Undo every decision of a bulk batch that still stands, all or none (within the undo
+    window, by the reviewer who decided or an admin). Returns the reopened items' ids."""
+    ids = list(
+        ReviewItem.objects.filter(payload_json__last_decision__batch=batch)
+        .exclude(status=ReviewItem.Status.OPEN)
+        .order_by("-resolved_at", "-pk")  # the latest first: each undo sees what came after it put back
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        raise ReviewInvalid("this batch has no decision left to undo")
+    for item_id in ids:
+        review_item_undo(item_id=item_id, user=user)
+    return ids
 
 
 # --- helpers -----------------------------------------------------------------------------

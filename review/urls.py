@@ -11,4 +11,6 @@ urlpatterns = [
     path("items/<int:pk>/decide/", views.decide, name="decide"),
     path("items/<int:pk>/undo/", views.undo, name="undo"),
     path("items/<int:pk>/associate/", views.associate, name="associate"),
+    path("bulk/", views.bulk, name="bulk"),
+    path("batches/<str:batch>/undo/", views.undo_batch, name="undo-batch"),
 ]

@@ -6,9 +6,13 @@ sets the row-level-security context); viewers read, reviewers and admins decide.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -19,8 +23,8 @@ from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
 
-def _queue_url(request, filters: selectors.QueueFilters) -> str:
-    query = filters.querystring()
+def _queue_url(request, filters: selectors.QueueFilters, after: str = "") -> str:
+    query = "&".join(part for part in (filters.querystring(), urlencode({"after": after}) if after else "") if part)
     return reverse("review:queue", kwargs={"workspace_slug": request.workspace.slug}) + (f"?{query}" if query else "")
 
 
@@ -42,21 +46,27 @@ def queue(request):
             "nav": "queue",
             "items": [(i, _item_url(request, i.pk, filters)) for i in items],
             "filters": filters,
-            "reason_counts": [(key, label, counts[key]) for key, label in ReviewItem.Reason.choices],
+            "reason_counts": [
+                (key, label, counts[key], _queue_url(request, replace(filters, reason=key)))
+                for key, label in ReviewItem.Reason.choices
+            ],
             "count_cap": selectors.COUNT_CAP,
             "reasons": ReviewItem.Reason.choices,
-            "statuses": ReviewItem.Status.choices,
-            "next_url": f"{_queue_url(request, filters)}{'&' if filters.querystring() else '?'}after={next_cursor}"
-            if next_cursor
-            else "",
+            "statuses": [*ReviewItem.Status.choices, ("edited", "Edited"), ("skipped", "Skipped (open)")],
+            "can_bulk": request.membership.can_decide and filters.status in ("open", "skipped"),
+            "next_url": _queue_url(request, filters, after=next_cursor) if next_cursor else "",
+            "after": request.GET.get("after", ""),
             "first_page_url": _queue_url(request, filters) if request.GET.get("after") else "",
             "fields": handlers.field_keys(policy_for(workspace_id=request.workspace.pk)),
         },
     )
 
 
+EDIT_SESSION_KEY = "review_edit_refused"
+
+
 @member_required()
-def item(request, pk, *, edit_error: str = "", status: int = 200):
+def item(request, pk):
     review_item = get_object_or_404(
         ReviewItem.objects.select_related(
             "thread", "field_value", "assigned_to", "resolved_by", "association_candidate"
@@ -71,6 +81,11 @@ def item(request, pk, *, edit_error: str = "", status: int = 200):
     policy = policy_for(workspace_id=request.workspace.pk)
     field_type = _field_type(review_item, policy)
     proposed = review_item.payload_json.get("proposed_value")
+    # An edit refused on the POST before (Post/Redirect/Get): what was typed and why it was refused.
+    refused = request.session.pop(EDIT_SESSION_KEY, None)
+    if refused and refused.get("item") != review_item.pk:
+        refused = None
+    edit_errors = (refused or {}).get("errors") or {}
     context = {
         "item": review_item,
         "filters": filters,
@@ -83,15 +98,22 @@ def item(request, pk, *, edit_error: str = "", status: int = 200):
         "held_by_other": held_by_other,
         "can_decide": request.membership.can_decide and not held_by_other,
         "field_type": field_type,
-        "edit_initial": initial_for(field_type, proposed),
-        "edit_error": edit_error,
+        # Every field the form can show, so a missing one renders empty (strict template variables).
+        "edit_initial": {
+            **dict.fromkeys(EDIT_FIELDS, ""),
+            **((refused or {}).get("values") or initial_for(field_type, proposed)),
+        },
+        "edit_error": "; ".join(edit_errors.values()),
+        "edit_errors": edit_errors,
+        "decided": selectors.with_decided_values([review_item])[0].decided,
         "currencies": CURRENCIES,
         "confidence_pct": round(float(review_item.payload_json.get("confidence") or 0) * 100),
         "undo_window": policy["undo_window_seconds"],
         "can_undo": _can_undo(review_item, request),
+        "undo_note": _undo_note(review_item, request, policy),
         "candidates": _candidates(review_item),
     }
-    return render(request, "review/item.html", context, status=status)
+    return render(request, "review/item.html", context)
 
 
 def _can_undo(review_item: ReviewItem, request) -> bool:
@@ -103,6 +125,17 @@ def _can_undo(review_item: ReviewItem, request) -> bool:
         return False
     window = policy_for(workspace_id=review_item.workspace_id)["undo_window_seconds"]
     return timezone.now() - review_item.resolved_at <= timedelta(seconds=window)
+
+
+def _undo_note(review_item: ReviewItem, request, policy: dict) -> str:
+    """Why u does nothing on a decided item's page, for the reviewer who presses it."""
+    if review_item.status == ReviewItem.Status.OPEN or _can_undo(review_item, request):
+        return ""
+    if not request.membership.can_decide:
+        return "viewers cannot undo decisions."
+    if not review_item.payload_json.get("last_decision") or not review_item.resolved_at:
+        return "this item was closed without a decision to undo."
+    return f"the undo window ({policy['undo_window_seconds']} s) has passed."
 
 
 def _candidates(review_item: ReviewItem) -> list[dict]:
@@ -118,6 +151,9 @@ def _candidates(review_item: ReviewItem) -> list[dict]:
     return rows
 
 
+EDIT_FIELDS = ("amount", "min", "max", "currency", "date", "name", "title", "items", "number", "text")
+
+
 @require_POST
 @member_required(decide=True)
 def decide(request, pk):
@@ -130,7 +166,12 @@ def decide(request, pk):
         version = -1
     try:
         if action == "skip":
+            next_url = _next_after(request, review_item, filters)  # from where it stood before the skip
             services.review_item_skip(item=review_item, user=request.user)
+            messages.info(
+                request, "Skipped: the item is free for another reviewer and comes after the others in your queue."
+            )
+            return redirect(next_url)
         elif action == "assign":
             services.review_item_assign(item=review_item, user=request.user)
             messages.success(request, "Assigned to you.")
@@ -148,16 +189,61 @@ def decide(request, pk):
             messages.error(request, f"Unknown action {action!r}.")
             return redirect(_item_url(request, pk, filters))
     except ValidationError as exc:
-        request.GET = request.POST  # keep the queue filters for the re-rendered page
-        return item(
-            request, workspace_slug=request.workspace.slug, pk=pk, edit_error="; ".join(exc.messages), status=400
-        )
+        # Back to the item (a reload does not post again), with what was typed and the error by its field.
+        errors = {k: "; ".join(v) for k, v in exc.message_dict.items()} if hasattr(exc, "error_dict") else {}
+        request.session[EDIT_SESSION_KEY] = {
+            "item": pk,
+            "errors": errors or {"": "; ".join(exc.messages)},
+            "values": {k: request.POST[k] for k in EDIT_FIELDS if k in request.POST},
+        }
+        return redirect(_item_url(request, pk, filters) + "#edit-form")
     except (services.ReviewConflict, services.ReviewInvalid) as exc:
         messages.error(request, str(exc))
         return redirect(_item_url(request, pk, filters))
-    if action != "skip":
-        messages.success(request, _done_message(action), extra_tags=f"undo:{pk}")
+    messages.success(request, _done_message(action), extra_tags=f"undo:{pk}")
     return redirect(_next_after(request, review_item, filters))
+
+
+@require_POST
+@member_required(decide=True)
+def bulk(request):
+    """Approve or reject the rows selected in the queue (``item`` = "<id>:<version>"), one undo for all."""
+    filters = selectors.QueueFilters.from_query(request.POST)
+    back = _queue_url(request, filters, after=request.POST.get("after", ""))
+    selected = []
+    for raw in request.POST.getlist("item"):
+        pk, _, version = raw.partition(":")
+        if pk.isdigit() and version.isdigit():
+            selected.append((int(pk), int(version)))
+    try:
+        result = services.review_items_resolve_bulk(
+            items=selected, reviewer=request.user, decision=request.POST.get("action", "")
+        )
+    except services.ReviewInvalid as exc:
+        messages.error(request, f"{exc}.")
+        return redirect(back)
+    done = {"approve": "Approved", "reject": "Rejected"}[request.POST["action"]]
+    if result["decided"]:
+        messages.success(
+            request,
+            f"{done} {len(result['decided'])} item{pluralize(len(result['decided']))}. Press u to undo them all.",
+            extra_tags=f"undo-batch:{result['batch']}",
+        )
+    for item_id, why in result["refused"]:
+        messages.error(request, f"Item {item_id} was not decided: {why}")
+    return redirect(back)
+
+
+@require_POST
+@member_required(decide=True)
+def undo_batch(request, batch):
+    filters = selectors.QueueFilters.from_query(request.POST)
+    try:
+        ids = services.review_batch_undo(batch=batch, user=request.user)
+        messages.success(request, f"Undone: {len(ids)} item{pluralize(len(ids))} open again.")
+    except services.ReviewInvalid as exc:
+        messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+    return redirect(_queue_url(request, filters, after=request.POST.get("after", "")))
 
 
 def _done_message(action: str) -> str:
@@ -230,7 +316,14 @@ def dashboard(request):
     ]
     most = max((r["n"] for r in figures["decisions_today"]), default=0) or 1
     reviewers = [
-        {"name": r["actor__username"], "count": r["n"], "y": i * row, "width": round(280 * r["n"] / most)}
+        {
+            "name": r["actor__username"],
+            "count": r["n"],
+            "median_seconds": r["median_seconds"],
+            "undone": r["undone"],
+            "y": i * row,
+            "width": round(280 * r["n"] / most),
+        }
         for i, r in enumerate(figures["decisions_today"])
     ]
     rate = figures["auto_accept_rate"]

@@ -162,10 +162,24 @@ def test_edit_validates_the_value_for_its_type(ws):
     client, _ = member(ws, "rita", "reviewer")
     item = make_item(ws)
     response = client.post(
-        url("decide", ws, pk=item.pk), {"action": "edit", "version": 0, "amount": "lots", "currency": "USD"}
+        url("decide", ws, pk=item.pk), {"action": "edit", "version": 0, "amount": "lots", "currency": "GBP"}
     )
-    assert response.status_code == 400
-    assert "amount: &#x27;lots&#x27; is not an amount" in response.content.decode()
+    # Post/Redirect/Get: back on the item's page, which shows the error by the field and what was typed.
+    assert response.status_code == 302
+    assert response["Location"] == url("item", ws, pk=item.pk) + "#edit-form"
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r'name="amount"[^>]*value="lots"[^>]*aria-invalid="true"', page)
+    assert (
+        '<p class="error field-error" id="error-amount" role="alert">amount: &#x27;lots&#x27; is not an amount</p>'
+        in page
+    )
+    assert "<option selected>GBP</option>" in page
+    assert 'id="edit-form" class="edit"  data-action="edit"' in page  # shown, not hidden
+    # The error is shown once: a reload shows the proposed value again and nothing was decided.
+    again = client.get(response["Location"]).content.decode()
+    assert "is not an amount" not in again and 'value="40000"' in again
+    with workspace_context(ws):
+        assert ReviewItem.objects.get(pk=item.pk).status == "open"
     response = client.post(
         url("decide", ws, pk=item.pk), {"action": "edit", "version": 0, "amount": "45,000", "currency": "EUR"}
     )
