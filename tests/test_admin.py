@@ -173,9 +173,17 @@ def test_the_console_shows_the_admin_link_to_workspace_admins_only(client, works
     assert f'<a href="{reverse("admin:index")}">Admin</a>' in page
 
 
-def test_the_role_is_read_only_during_the_request(client, boss):
+def test_the_role_is_known_only_while_the_request_runs_and_only_for_its_user(client, workspace, boss):
     assert client.get(reverse("admin:index")).status_code == 200
     assert authz.active_role(boss) is None  # nothing carried beyond the request
+    rita = _member(workspace, role="reviewer", username="rita")
+    with workspace_context(workspace):
+        membership = Membership.objects.get(user=boss)
+    with authz.membership_active(membership):
+        assert boss.has_perm("workspaces.change_policy") and authz.may_use_admin(boss)
+        assert not rita.has_perm("workspaces.change_policy") and not authz.may_use_admin(rita)
+        boss.is_active = False
+        assert not boss.has_perm("workspaces.change_policy") and not authz.may_use_admin(boss)
 
 
 def test_a_non_staff_workspace_admin_signs_in_at_the_admin_login(client, workspace):

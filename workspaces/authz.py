@@ -5,8 +5,9 @@ membership that ``WorkspaceContextMiddleware`` resolved for the request is kept 
 variable for as long as the request runs (``membership_active``). The predicates read it;
 nothing is stored per user, so there are no permission rows to grant or to forget. The
 `rules` backend answers for the permissions below; Django's ``ModelBackend`` still
-authenticates and still honours any explicit per-user rows an operator adds (none are
-needed). Active superusers pass every check (``User.has_perm`` does that before any backend).
+authenticates. Per-user permission rows are never needed, and cannot open the admin to a
+reviewer or viewer: entering it is the ``use_admin`` rule, which reads the role only.
+Active superusers pass every check (``User.has_perm`` does that before any backend).
 
 Row-level security already limits every row to the active workspace, so the predicates only
 look at the role. Reviewers and viewers decide in the console, not in the admin: they get
