@@ -67,7 +67,9 @@ class Timings:
         for kind, values in sorted(self.by_kind.items()):
             values = sorted(values)
             p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-            out.append(f"  {kind:<10} {len(values):>3} pages, median {statistics.median(values):.0f} ms, p95 {p95:.0f} ms")
+            out.append(
+                f"  {kind:<10} {len(values):>3} pages, median {statistics.median(values):.0f} ms, p95 {p95:.0f} ms"
+            )
         return out
 
 

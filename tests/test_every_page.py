@@ -168,6 +168,10 @@ def _cases(pages):
             _ws(pages, "review:associate", pk=pages.items["association"].pk),
             {"choice": "none"},
         ),
+        # Bulk decisions with nothing selected, and the undo of a batch that does not exist:
+        # both say why on the page they return to.
+        "review:bulk": ("reviewer", "post", _ws(pages, "review:bulk"), {"action": "approve"}),
+        "review:undo-batch": ("reviewer", "post", _ws(pages, "review:undo-batch", batch="no-such-batch"), {}),
         "jobs:queue": ("reviewer", "get", _ws(pages, "jobs:queue"), None),
         "jobs:retry": ("reviewer", "post", _ws(pages, "jobs:retry", job_id=pages.job.pk), {}),
         "jobs:cancel": ("reviewer", "post", _ws(pages, "jobs:cancel", job_id=pages.job.pk), {}),
@@ -183,6 +187,7 @@ def _cases(pages):
         # The admin (as a superuser who is the workspace's admin).
         "admin:index": ("admin", "get", reverse("admin:index"), None),
         "admin:login": ("anonymous", "get", reverse("admin:login"), None),
+        "admin:threads_inboundtoken_rotate": ("admin", "get", reverse("admin:threads_inboundtoken_rotate"), None),
         "admin:logout": ("admin", "post", reverse("admin:logout"), {}),
         "admin:password_change": ("admin", "get", reverse("admin:password_change"), None),
         "admin:password_change_done": ("admin", "get", reverse("admin:password_change_done"), None),
