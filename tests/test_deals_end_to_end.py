@@ -189,7 +189,8 @@ def test_import_extract_link_facts_readiness_review_and_crm_through_real_workers
     client = Client()
     client.force_login(reviewer)
     page = client.get(f"/w/e2e/deals/{deal.pk}/").content.decode()
-    assert f"/w/e2e/threads/{thread.pk}/#message-" in page and "BANT readiness 66 percent" in page
+    # Each quote links to its thread with the span marked (?mark=message:start:end), landing on it.
+    assert f"/w/e2e/threads/{thread.pk}/?mark=" in page and "BANT readiness 66 percent" in page
 
     # The approval queued the CRM write (due when the undo window, 0 here, has passed): in
     # the default dry-run mode every intended write is on the ledger and nothing is sent.

@@ -273,3 +273,20 @@ def test_the_crm_note_writes_values_as_people_read_them(ws):
         note = CrmWriteLog.objects.get(thread=thread, action="create_note")
     assert "budget: $60,000 — “budget is $60,000”" in note.payload_json["body"]
     assert "60000.0" not in note.payload_json["body"]
+
+
+def test_thread_page_queries_do_not_grow_with_its_values(ws):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, thread, *_ = budget_thread(ws)
+    client, _ = member(ws, "vera", "viewer")
+    url = reverse("threads:detail", kwargs={"workspace_slug": "acme", "thread_id": thread.pk})
+    with CaptureQueriesContext(connection) as one:
+        client.get(url)
+    with workspace_context(ws):
+        for key in ("need", "company", "next_step", "competitors"):
+            FieldValueFactory(workspace=ws, run__thread=thread, field_key=key, field_value_json="x", status="accepted")
+    with CaptureQueriesContext(connection) as five:
+        assert client.get(url).status_code == 200
+    assert len(five) == len(one)

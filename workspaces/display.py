@@ -30,9 +30,11 @@ _SILENT_PHRASES = {"", "set by a reviewer"}
 _reader_locale: ContextVar[str] = ContextVar("reader_locale", default=DEFAULT_LOCALE)
 
 # HubSpot's default sales pipeline: its stage ids and the labels HubSpot shows for them
-# (HubSpot's "Set up and manage object pipelines" reference). A deal in another pipeline has a
-# numeric stage id whose label only the portal knows: it is shown as stored. Salesforce's
-# StageName and a CSV's stage are labels already.
+# (HubSpot's "Set up and manage object pipelines" reference), for deals mirrored before the
+# sync kept labels, or by a token that may not read pipelines. Another pipeline's stage ids
+# are numbers whose label only the portal knows: the sync keeps it on the deal
+# (``Deal.stage_label``). Salesforce's StageName is a label already; a CSV's stage is taken as
+# a label unless it is one of these ids (an export from HubSpot).
 HUBSPOT_DEFAULT_STAGES = {
     "appointmentscheduled": "Appointment scheduled",
     "qualifiedtobuy": "Qualified to buy",
