@@ -88,6 +88,7 @@ class CrmConnection(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "CRM connection"
         constraints = [
             models.UniqueConstraint(fields=["workspace", "crm"], name="crmconnection_one_per_crm"),
             models.CheckConstraint(

@@ -11,11 +11,10 @@ import re
 import pytest
 
 from deals.services import deal_facts_update
-from deals.tests.factories import DealFactory, ThreadLinkFactory
+from deals.tests.factories import DealFactory
 from extraction.tests.factories import FieldValueFactory
-from review.models import ReviewItem
 from tests.browser import requires_chromium
-from threads.tests.factories import MessageFactory, ThreadFactory
+from tests.test_values_pages import QUOTE, budget_thread
 from workspaces.rls import workspace_context
 from workspaces.services import membership_add, workspace_create
 from workspaces.tests.factories import UserFactory
@@ -25,7 +24,6 @@ pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(tran
 PASSWORD = "a long browser password"
 # Enough text before the quote that landing on it needs a scroll.
 TEXT = "Hi Sam,\n" + "A line of small talk.\n" * 60 + "Our budget is $60,000 \nfor this year.\nThanks, Dana"
-QUOTE = "budget is $60,000"
 
 
 @pytest.fixture
@@ -47,38 +45,11 @@ def log_in(page, live_server):
 
 
 def budget(ws, *, status="proposed"):
-    """A thread linked to a HubSpot deal in stage qualifiedtobuy, its budget cited with a trailing space."""
-    with workspace_context(ws):
-        deal = DealFactory(workspace=ws, title="Northwind pilot", stage="qualifiedtobuy")
-        thread = ThreadFactory(workspace=ws, subject="Northwind budget")
-        ThreadLinkFactory(workspace=ws, thread=thread, deal=deal)
-        message = MessageFactory(workspace=ws, thread=thread, reply_text=TEXT, text=TEXT)
-        start = TEXT.index(QUOTE)
-        evidence = [{"message_id": message.pk, "start": start, "end": start + len(QUOTE) + 1, "quote": QUOTE + " "}]
-        value = FieldValueFactory(
-            workspace=ws,
-            run__thread=thread,
-            field_key="budget",
-            field_value_json={"amount": 60000.0, "currency": "USD"},
-            status=status,
-            evidence_json=evidence,
-        )
-        item = ReviewItem.objects.create(
-            workspace=ws,
-            thread=thread,
-            field_value=value,
-            reason="low_confidence",
-            subject_key=f"field_value:{value.pk}",
-            status="open" if status == "proposed" else "approved",
-            payload_json={
-                "field": "budget",
-                "proposed_value": value.field_value_json,
-                "confidence": 0.6,
-                "evidence": evidence,
-                "grounded": True,
-                "other_values": [],
-            },
-        )
+    """A thread linked to a HubSpot deal in stage qualifiedtobuy, its budget cited with a
+    trailing space, far enough down its message that landing on it needs a scroll."""
+    deal, thread, message, _, item = budget_thread(
+        ws, status=status, text=TEXT, item_status="open" if status == "proposed" else "approved"
+    )
     return deal, thread, message, item
 
 

@@ -42,14 +42,15 @@ def member(ws, username, role):
     return client, user
 
 
-def budget_thread(ws, *, status="proposed", with_item=True, stage="qualifiedtobuy"):
-    """A thread linked to a HubSpot deal, with a budget of $60,000 cited with a trailing space."""
+def budget_thread(ws, *, status="proposed", with_item=True, stage="qualifiedtobuy", text=TEXT, item_status="open"):
+    """A thread linked to a HubSpot deal, with a budget of $60,000 cited with a trailing space
+    (``text`` holds ``QUOTE`` followed by a space); the browser tests use it too."""
     with workspace_context(ws):
         deal = DealFactory(workspace=ws, title="Northwind pilot", stage=stage, amount=None)
         thread = ThreadFactory(workspace=ws, subject="Northwind budget")
         ThreadLinkFactory(workspace=ws, thread=thread, deal=deal)
-        message = MessageFactory(workspace=ws, thread=thread, reply_text=TEXT, text=TEXT)
-        start = TEXT.index(QUOTE)
+        message = MessageFactory(workspace=ws, thread=thread, reply_text=text, text=text)
+        start = text.index(QUOTE)
         evidence = [{"message_id": message.pk, "start": start, "end": start + len(QUOTE) + 1, "quote": QUOTE + " "}]
         value = FieldValueFactory(
             workspace=ws,
@@ -67,6 +68,7 @@ def budget_thread(ws, *, status="proposed", with_item=True, stage="qualifiedtobu
                 field_value=value,
                 reason="low_confidence",
                 subject_key=f"field_value:{value.pk}",
+                status=item_status,
                 payload_json={
                     "field": "budget",
                     "proposed_value": value.field_value_json,

@@ -156,6 +156,7 @@ class ImapCursor(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "IMAP cursor"
         constraints = [
             models.UniqueConstraint(fields=["workspace", "mailbox_key"], name="imapcursor_one_per_mailbox"),
         ]
