@@ -366,8 +366,9 @@ def dashboard_figures(*, days: int = 30) -> dict:
     }
 
 
-# Every decision a person makes, as audited. "review_item.rejectd" is how an early build
-# spelled a rejection; the audit log is append-only, so old events keep it and count too.
+# Every decision a person makes, as audited. "review_item.rejectd" is a misspelling of a
+# rejection reported against an earlier build (this repository never wrote it); the audit log
+# is append-only, so a store holding such events keeps them, and they count as rejections.
 DECISION_TYPES = (
     "review_item.approved",
     "review_item.edited",

@@ -118,11 +118,11 @@ def drain(workers, timeout: float = 120) -> Counter:
     raise AssertionError(f"the queue did not drain: {statuses}\n" + "\n".join(w.tail() for w in workers))
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, *, full_page: bool = True) -> None:
     folder = os.environ.get("THREADLINE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
 
 def arrived(page, timings: Timings, pattern: str) -> None:
@@ -189,7 +189,7 @@ def test_admin_sets_the_policy_then_a_reviewer_decides_twenty_items_by_keyboard(
         log_in(page, live_server, "demo-reviewer")
         page.wait_for_url(re.compile(r"/w/demo/review/"))
         timings.record(page)
-        shoot(page, "queue")
+        shoot(page, "queue", full_page=False)  # the first screen of a long queue
         done: dict[int, str] = {}
         skipped: list[int] = []
         undone: list[int] = []

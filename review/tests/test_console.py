@@ -308,7 +308,7 @@ def test_reviewer_figures_count_every_decision_time_them_and_count_undos(ws, peo
         )
         review_item_undo(item_id=items[1].pk, user=rita)
         review_items_resolve_bulk(items=[(items[3].pk, 0)], reviewer=rob, decision="reject")  # never opened: not timed
-        # An early build audited rejections as "review_item.rejectd"; those count too.
+        # Rejections audited as "review_item.rejectd" (reported against an earlier build) count too.
         audit_event_record(workspace_id=ws.pk, type="review_item.rejectd", actor=rob, data={"review_item_id": 0})
         rows = selectors.reviewer_figures(since=timezone.now() - timedelta(hours=1))
         assert AuditEvent.objects.filter(type="review_item.rejected").count() == 2
