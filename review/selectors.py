@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from review.models import ReviewItem
 from review.sql import QUERIES
+from threads.highlight import text_cut
 from threads.models import Message
 from threads.selectors import body_display_limit
 from workspaces.models import AuditEvent
@@ -231,27 +232,16 @@ EVIDENCE_CONTEXT = 300
 
 
 def message_segments(text: str, spans: list[tuple[int, int]], *, offset: int = 0) -> list[Segment]:
-    """The text cut into plain and highlighted pieces (overlapping spans merged).
+    """The text cut into plain and highlighted pieces (overlapping spans merged, the white
+    space at their ends left out), as the thread page marks them (``threads.highlight``).
 
     ``text`` is the piece of the message that starts at ``offset``; spans are offsets in the
     whole message, so a window far into a huge message highlights at the right places.
     """
-    merged: list[list[int]] = []
-    clipped = ((max(0, s - offset), min(len(text), e - offset)) for s, e in spans)
-    for start, end in sorted((s, e) for s, e in clipped if e > s):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    segments, position = [], 0
-    for start, end in merged:
-        if start > position:
-            segments.append(Segment(text[position:start], False, offset + position))
-        segments.append(Segment(text[start:end], True, offset + start))
-        position = end
-    if position < len(text):
-        segments.append(Segment(text[position:], False, offset + position))
-    return segments
+    return [
+        Segment(text[start:end], cited is not None, offset + start)
+        for start, end, cited in text_cut(text, spans, offset=offset)
+    ]
 
 
 def _windows(spans: list[tuple[int, int]], *, limit: int, length: int) -> list[tuple[int, int]]:

@@ -44,25 +44,38 @@ def marks_parse(values: list[str]) -> dict[int, list[tuple[int, int]]]:
     return marks
 
 
-def text_marked(text: str, spans: list[tuple[int, int]], *, message_id: int) -> list[Piece]:
-    """``text`` cut into plain and marked pieces (overlapping spans merged, ends trimmed)."""
-    merged: list[list[int]] = []  # [start, end, the first cited start: the mark's id]
-    for (start, end), cited in sorted((span_trimmed(text, s, e), s) for s, e in spans):
+def text_cut(text: str, spans: list[tuple[int, int]], *, offset: int = 0) -> list[tuple[int, int, int | None]]:
+    """``text`` cut into plain and marked pieces: ``(start, end, cited)`` in ``text``'s own
+    offsets, ``cited`` (the first cited start of a marked piece, None for a plain one) in the
+    message's. ``text`` is the piece of the message that starts at ``offset``; the spans are
+    offsets in the whole message, clipped to the piece, trimmed and merged where they overlap."""
+    merged: list[list[int]] = []  # [start, end, the first cited start]
+    local = sorted((span_trimmed(text, s - offset, e - offset), s) for s, e in spans)
+    for (start, end), cited in local:
         if end <= start:
             continue
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end, cited])
-    pieces, position = [], 0
+    pieces: list[tuple[int, int, int | None]] = []
+    position = 0
     for start, end, cited in merged:
         if start > position:
-            pieces.append(Piece(text[position:start]))
-        pieces.append(Piece(text[start:end], f"mark-{message_id}-{cited}"))
+            pieces.append((position, start, None))
+        pieces.append((start, end, cited))
         position = end
     if position < len(text):
-        pieces.append(Piece(text[position:]))
+        pieces.append((position, len(text), None))
     return pieces
+
+
+def text_marked(text: str, spans: list[tuple[int, int]], *, message_id: int) -> list[Piece]:
+    """``text`` cut into plain and marked pieces (overlapping spans merged, ends trimmed)."""
+    return [
+        Piece(text[start:end], f"mark-{message_id}-{cited}" if cited is not None else "")
+        for start, end, cited in text_cut(text, spans)
+    ]
 
 
 def evidence_query(evidence: list[dict]) -> tuple[str, str]:
