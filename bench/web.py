@@ -1,0 +1,411 @@
+"""Web throughput of the review console: a real gunicorn on loopback, concurrent HTTP clients.
+
+    python bench/web.py [--clients 20] [--workers 2] [--threads 1] [--seconds 10] [--items 10000]
+    python bench/web.py --smoke      # a few seconds: 3 clients, a small workspace, checks only
+
+1. Creates its own database (threadline_bench_web, on the same server as the app's), migrates
+   it and fills two workspaces with fixed SQL (every row carries its workspace, so row-level
+   security checks it): the measured one with ``--items`` review items over threads of five
+   messages each (a paragraph or two per message, the evidence spans inside them, an audit
+   event per opened item, a third of the items already decided), and a second one as big
+   beside it that row-level security must keep out.
+2. Starts ``gunicorn config.wsgi`` (``--workers`` sync workers, or gthread with ``--threads``)
+   on 127.0.0.1 at a free port, with the production settings (no DEBUG).
+3. Signs ``--clients`` reviewers in through the real login form, one httpx client each, and
+   has them all request one page at a time, as fast as the server answers (closed loop), for
+   ``--seconds``: a static file (WhiteNoise: the HTTP floor), the login page (the whole
+   middleware stack: session, user, transaction, workspace context; the framework floor),
+   the review queue and review items (each reviewer opens its own items, which claims them).
+4. Prints requests/s, p50 and p95 per page, and each page's p95 as a ratio to the login
+   page's, measured in the same run. Goal: queue and item p95 <= 150 ms with 20 clients on
+   2 workers.
+
+``--smoke`` checks correctness only (exit status 1 on any failure): every response is a 200
+and holds what the page must show (50 queue rows, the evidence highlighted on an item, the
+login form), and the database holds what was populated. It never judges speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+# This folder holds queue.py, which would shadow the standard library's queue module.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "threadline_bench_web"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["DATABASE_NAME"] = BENCH_DB
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+SLUG = "bench-web"
+NOISE_SLUG = "bench-web-noise"
+PASSWORD = "bench-web-password-1"  # the bench's own throwaway accounts, in its own database
+MESSAGES_PER_THREAD = 5
+ITEMS_PER_THREAD = 5
+
+
+class BenchFailure(Exception):
+    """What the bench saw that is wrong (a status, a missing piece of a page)."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, checks only")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn --threads (gthread above 1)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per page")
+    parser.add_argument("--items", type=int, default=10_000, help="review items in the measured workspace")
+    args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.seconds, args.items = 3, 1.0, 500
+    try:
+        run(args)
+    except BenchFailure as exc:
+        print(f"bench/web.py FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args) -> None:
+    started = time.perf_counter()
+    _prepare_database()
+    import django
+
+    django.setup()
+    reviewers, item_ids = _populate(items=args.items, clients=args.clients)
+    print(f"populated {args.items} items x 2 workspaces in {time.perf_counter() - started:.0f} s", flush=True)
+    port = _free_port()
+    server = _gunicorn(port, workers=args.workers, threads=args.threads)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(base, server)
+        clients = _sign_in(base, reviewers)
+        slices = [item_ids[i :: len(clients)] for i in range(len(clients))]
+        pages = {
+            "static file": (lambda c, n: "/static/threadline.css", _check_static),
+            "login page": (lambda c, n: "/accounts/login/", _check_login),
+            "queue": (lambda c, n: f"/w/{SLUG}/review/", _check_queue),
+            "item": (lambda c, n: f"/w/{SLUG}/review/items/{slices[c][n % len(slices[c])]}/", _check_item),
+        }
+        results = {}
+        for name, (url_for, check) in pages.items():
+            results[name] = _drive(clients, url_for, check, seconds=args.seconds, warmup=0 if args.smoke else 1.0)
+            rate, p50, p95, count = results[name]
+            print(f"  {name:<12} {count:>6} requests  {rate:>7.1f} req/s  p50 {p50:>6.1f} ms  p95 {p95:>6.1f} ms", flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if args.smoke:
+        print(f"bench/web.py --smoke: ok ({time.perf_counter() - started:.0f} s)")
+        return
+    reference = results["login page"][2]
+    kind = f"gthread, {args.threads} threads" if args.threads > 1 else "sync"
+    print(
+        f"\n{args.clients} clients, {args.workers} gunicorn workers ({kind}), {args.items} review items "
+        f"(and as many in another workspace), {args.seconds:.0f} s per page\n"
+    )
+    print("page         | req/s  | p50 ms | p95 ms | p95 ratio to login page")
+    print("-------------|--------|--------|--------|-------------------------")
+    for name, (rate, p50, p95, _) in results.items():
+        print(f"{name:<12} | {rate:>6.1f} | {p50:>6.1f} | {p95:>6.1f} | {p95 / reference:>6.2f}")
+    goal = all(results[name][2] <= 150 for name in ("queue", "item"))
+    print(f"\ngoal (queue and item p95 <= 150 ms): {'met' if goal else 'not met'}")
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _gunicorn(port: int, *, workers: int, threads: int) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+    ]
+    env = {**os.environ, "DATABASE_NAME": BENCH_DB, "DJANGO_DEBUG": "false"}
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def _wait_until_up(base: str, server: subprocess.Popen) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchFailure(f"gunicorn exited with status {server.returncode} before it answered")
+        try:
+            httpx.get(base + "/static/threadline.css", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise BenchFailure("gunicorn did not answer within 60 s")
+
+
+def _sign_in(base: str, reviewers: list[str]) -> list:
+    """One httpx client per reviewer, signed in through the login form (CSRF token and all)."""
+    import httpx
+
+    clients = []
+    for username in reviewers:
+        client = httpx.Client(base_url=base, timeout=30)
+        form = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        if form.status_code != 200 or not token:
+            raise BenchFailure(f"the login page answered {form.status_code} without a CSRF token")
+        done = client.post(
+            "/accounts/login/",
+            data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
+        )
+        if done.status_code != 302 or "sessionid" not in client.cookies:
+            raise BenchFailure(f"signing in {username} failed: {done.status_code}")
+        clients.append(client)
+    return clients
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+def _drive(clients: list, url_for, check, *, seconds: float, warmup: float) -> tuple[float, float, float, int]:
+    """Every client requests pages back to back for ``warmup`` + ``seconds``; the samples of
+    the last ``seconds`` count. Returns (requests/s, p50 ms, p95 ms, requests)."""
+    samples: list[list[float]] = [[] for _ in clients]
+    failures: list[str] = []
+    begin = time.perf_counter()
+    measure_from, stop_at = begin + warmup, begin + warmup + seconds
+
+    def loop(index: int) -> None:
+        client, n = clients[index], 0
+        while (now := time.perf_counter()) < stop_at and not failures:
+            url = url_for(index, n)
+            n += 1
+            try:
+                response = client.get(url)
+                problem = None if response.status_code == 200 else f"status {response.status_code}"
+                problem = problem or check(response.text)
+            except Exception as exc:  # noqa: BLE001 - any failure ends the run with its reason
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem:
+                failures.append(f"GET {url}: {problem}")
+                return
+            if now >= measure_from:
+                samples[index].append((time.perf_counter() - now) * 1000)
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(clients))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise BenchFailure(failures[0])
+    flat = sorted(s for per_client in samples for s in per_client)
+    if not flat:
+        raise BenchFailure("no request finished in the measured time")
+    p95 = flat[max(0, int(len(flat) * 0.95) - 1)]
+    return len(flat) / seconds, statistics.median(flat), p95, len(flat)
+
+
+def _check_static(text: str) -> str | None:
+    return None if "{" in text else "not the stylesheet"
+
+
+def _check_login(text: str) -> str | None:
+    return None if 'name="csrfmiddlewaretoken"' in text and 'name="password"' in text else "no login form"
+
+
+def _check_queue(text: str) -> str | None:
+    rows = text.count("data-href=")
+    if rows != 50:
+        return f"{rows} queue rows, expected a full page of 50"
+    if "Low confidence" not in text or 'rel="next"' not in text:
+        return "no reason counts or no next page"
+    return None
+
+
+def _check_item(text: str) -> str | None:
+    if '<mark class="evidence">' not in text:
+        return "no highlighted evidence"
+    if text.count('<article class="message') != MESSAGES_PER_THREAD:
+        return f"not the thread's {MESSAGES_PER_THREAD} messages"
+    return None if "Approve <kbd>a</kbd>" in text else "no Approve button (held by someone else?)"
+
+
+# --- the database -----------------------------------------------------------------------------
+
+
+def _owner_dsn(dbname: str) -> str:
+    from config import settings as cfg
+
+    owner = cfg.DATABASE_OWNER
+    return f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']} dbname={dbname}" + (
+        f" password={owner['PASSWORD']}" if owner.get("PASSWORD") else ""
+    )
+
+
+def _prepare_database() -> None:
+    import psycopg
+
+    with psycopg.connect(_owner_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+
+
+def _populate(*, items: int, clients: int) -> tuple[list[str], list[int]]:
+    """Both workspaces; returns the measured one's reviewers and, for the item page, open items
+    (those nobody holds), oldest first."""
+    import psycopg
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from review.models import ReviewItem
+    from workspaces.rls import workspace_context
+    from workspaces.services import membership_add, workspace_create
+
+    user_model = get_user_model()
+    reviewers = [f"reviewer-{n}" for n in range(clients)]
+    # One hash for all the accounts: PBKDF2 costs a third of a second each, by design.
+    hashed = user_model(username="x")
+    hashed.set_password(PASSWORD)
+    threads = max(1, items // ITEMS_PER_THREAD)
+    for slug in (SLUG, NOISE_SLUG):
+        workspace = workspace_create(slug=slug, name=slug)
+        names = reviewers if slug == SLUG else [f"noise-reviewer-{n}" for n in range(2)]
+        for name in names:
+            user = user_model.objects.create(username=name, password=hashed.password)
+            membership_add(workspace=workspace, user=user, role="reviewer")
+        with workspace_context(workspace), connection.cursor() as cursor:
+            cursor.execute(_POPULATE_SQL, {"ws": workspace.pk, "threads": threads, "per_thread": MESSAGES_PER_THREAD})
+    # What autovacuum does soon after a bulk load: statistics and the visibility map. As the
+    # owner: the app role may not vacuum tables it does not own.
+    with psycopg.connect(_owner_dsn(BENCH_DB), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    from workspaces.models import Workspace
+
+    with workspace_context(Workspace.objects.get(slug=SLUG)):
+        total = ReviewItem.objects.count()
+        ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
+    if total != threads * ITEMS_PER_THREAD or len(ids) < clients:
+        raise BenchFailure(f"populated {total} items ({len(ids)} open), expected {threads * ITEMS_PER_THREAD}")
+    return reviewers, ids
+
+
+# One statement per table. Messages: five per thread, a few hundred characters each; each
+# item's evidence is a span of its message found with position(), so the highlight is real.
+_POPULATE_SQL = """
+INSERT INTO threads_thread (workspace_id, subject, base_subject, primary_contact_email, status, participants,
+                            message_count, first_message_at, last_message_at, created_at, updated_at)
+SELECT %(ws)s, 'Re: Pricing for account ' || n, 'pricing for account ' || n, 'buyer' || n || '@customer.example',
+       'open', ARRAY['buyer' || n || '@customer.example', 'rep@seller.example'], %(per_thread)s,
+       now() - n * interval '1 hour', now() - n * interval '1 hour' + interval '4 days',
+       now() - n * interval '1 hour', now()
+FROM generate_series(1, %(threads)s) AS n;
+
+INSERT INTO threads_message (workspace_id, thread_id, message_id, in_reply_to, in_reply_to_json, references_json,
+                             related_ids, participants, subject, base_subject, from_email, from_name, to_json, cc_json,
+                             sent_at, text, html, reply_text, headers_json, raw, raw_sha256, raw_size, parse_status,
+                             parse_error, source, folder, created_at)
+SELECT t.workspace_id, t.id, 'bench-' || t.id || '-' || k || '@customer.example',
+       CASE WHEN k > 1 THEN 'bench-' || t.id || '-' || (k - 1) || '@customer.example' ELSE '' END, '[]', '[]',
+       '{}', t.participants, t.subject, t.base_subject,
+       CASE WHEN k %% 2 = 1 THEN t.primary_contact_email ELSE 'rep@seller.example' END,
+       CASE WHEN k %% 2 = 1 THEN 'Maria Lopez' ELSE 'Sam Rep' END,
+       '[]', '[]', t.first_message_at + k * interval '10 hours', body.text, '', body.text, '{}',
+       convert_to(body.text, 'UTF8'), md5(body.text) || md5(body.text), length(body.text), 'parsed', '', 'bench',
+       'INBOX', t.created_at + k * interval '1 second'
+FROM threads_thread t, generate_series(1, %(per_thread)s) AS k,
+     LATERAL (SELECT 'Hi Sam,' || chr(10) || chr(10) ||
+                     'Thanks for the call on ' || to_char(t.first_message_at, 'FMDay') || '. ' ||
+                     repeat('We went through the proposal with the team and have a few questions about the rollout, '
+                            || 'the onboarding plan and the support terms. ', 2) || chr(10) || chr(10) ||
+                     'Our budget is $' || (20 + k * 5) || ',000 for this year, and Dana Smith, our CFO, signs off. '
+                     || 'We need the pilot live by the end of Q' || (1 + k %% 4) || ' and are also looking at '
+                     || 'Gong and Clari.' || chr(10) || chr(10) ||
+                     repeat('Could you send the security questionnaire and a draft order form before then? ', 2) ||
+                     chr(10) || chr(10) || 'Best,' || chr(10) || 'Maria' AS text) AS body
+WHERE t.workspace_id = %(ws)s;
+
+INSERT INTO extraction_extractionrun (workspace_id, thread_id, schema_id, schema_version, extractor, model, status, error,
+                                      messages_seen, prompt_tokens, completion_tokens, cost_usd, created_at)
+SELECT t.workspace_id, t.id, 'sales_bant', 1, 'rules', 'rules', 'succeeded', '', %(per_thread)s, 0, 0, 0, now()
+FROM threads_thread t WHERE t.workspace_id = %(ws)s;
+
+-- One value per message: budget, authority, need, timeline, competitors in turn.
+INSERT INTO extraction_fieldvalue (workspace_id, run_id, thread_id, field_key, field_value_json, confidence,
+                                   evidence_json, grounded, status, created_at)
+SELECT r.workspace_id, r.id, r.thread_id, f.key, f.value, 0.55 + (m.id %% 30) / 100.0,
+       jsonb_build_array(jsonb_build_object('message_id', m.id, 'start', position(f.quote IN m.reply_text) - 1,
+                                            'end', position(f.quote IN m.reply_text) - 1 + length(f.quote),
+                                            'quote', f.quote)),
+       true, 'proposed', m.created_at
+FROM extraction_extractionrun r
+JOIN threads_message m ON m.thread_id = r.thread_id
+CROSS JOIN LATERAL (
+  SELECT * FROM (VALUES
+    (1, 'budget', jsonb_build_object('amount', substring(m.reply_text FROM 'budget is \\$([0-9]+),000')::int * 1000,
+                                     'currency', 'USD'),
+        'budget is $' || substring(m.reply_text FROM 'budget is \\$([0-9,]+)')),
+    (2, 'authority', '{"name": "Dana Smith", "title": "CFO"}'::jsonb, 'Dana Smith, our CFO, signs off'),
+    (3, 'need', '"the pilot live"'::jsonb, 'We need the pilot live'),
+    (4, 'timeline', jsonb_build_object('date', '2026-09-30', 'phrase', 'end of Q3'), 'by the end of Q'),
+    (0, 'competitors', '["Gong", "Clari"]'::jsonb, 'Gong and Clari')
+  ) AS v(slot, key, value, quote)
+  WHERE v.slot = (substring(m.message_id FROM '-([0-9]+)@')::int %% 5)
+) AS f
+WHERE r.workspace_id = %(ws)s;
+
+INSERT INTO review_reviewitem (workspace_id, thread_id, field_value_id, reason, status, subject_key, skipped_by,
+                               payload_json, version, created_at, resolved_at)
+SELECT v.workspace_id, v.thread_id, v.id,
+       (ARRAY['low_confidence', 'always_review', 'ungrounded', 'conflict', 'audit_sample'])[1 + v.id %% 5],
+       CASE WHEN v.id %% 3 = 0 THEN 'approved' ELSE 'open' END, 'value:' || v.id, '{}',
+       jsonb_build_object('field', v.field_key, 'proposed_value', v.field_value_json, 'confidence', v.confidence,
+                          'evidence', v.evidence_json, 'grounded', true, 'other_values', '[]'::jsonb)
+         || CASE WHEN v.id %% 3 = 0 THEN jsonb_build_object('last_decision', jsonb_build_object('decision', 'approve'))
+                 ELSE '{}'::jsonb END,
+       CASE WHEN v.id %% 3 = 0 THEN 1 ELSE 0 END, v.created_at,
+       CASE WHEN v.id %% 3 = 0 THEN now() - interval '1 day' END
+FROM extraction_fieldvalue v WHERE v.workspace_id = %(ws)s;
+
+-- The audit log: every item was opened, a third approved.
+INSERT INTO workspaces_auditevent (workspace_id, thread_id, type, data_json, created_at)
+SELECT i.workspace_id, i.thread_id, 'review_item.opened',
+       jsonb_build_object('review_item_id', i.id, 'reason', i.reason, 'subject', i.subject_key,
+                          'field', i.payload_json->'field'), i.created_at
+FROM review_reviewitem i WHERE i.workspace_id = %(ws)s
+UNION ALL
+SELECT i.workspace_id, i.thread_id, 'review_item.approved', jsonb_build_object('review_item_id', i.id), i.resolved_at
+FROM review_reviewitem i WHERE i.workspace_id = %(ws)s AND i.status = 'approved';
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
