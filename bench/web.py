@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn --threads (gthread above 1)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per page")
     parser.add_argument("--items", type=int, default=10_000, help="review items in the measured workspace")
+    parser.add_argument("--reuse", action="store_true", help="keep the database a previous run populated")
     args = parser.parse_args()
     if args.smoke:
         args.clients, args.seconds, args.items = 3, 1.0, 500
@@ -80,12 +81,16 @@ def main() -> int:
 
 def run(args) -> None:
     started = time.perf_counter()
-    _prepare_database()
+    if not args.reuse:
+        _prepare_database()
     import django
 
     django.setup()
-    reviewers, item_ids = _populate(items=args.items, clients=args.clients)
-    print(f"populated {args.items} items x 2 workspaces in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.reuse:
+        reviewers, item_ids = _populated(clients=args.clients)
+    else:
+        reviewers, item_ids = _populate(items=args.items, clients=args.clients)
+        print(f"populated {args.items} items x 2 workspaces in {time.perf_counter() - started:.0f} s", flush=True)
     port = _free_port()
     server = _gunicorn(port, workers=args.workers, threads=args.threads)
     try:
@@ -287,6 +292,7 @@ def _populate(*, items: int, clients: int) -> tuple[list[str], list[int]]:
     from django.db import connection
 
     from review.models import ReviewItem
+    from workspaces.models import Workspace
     from workspaces.rls import workspace_context
     from workspaces.services import membership_add, workspace_create
 
@@ -308,14 +314,24 @@ def _populate(*, items: int, clients: int) -> tuple[list[str], list[int]]:
     # owner: the app role may not vacuum tables it does not own.
     with psycopg.connect(_owner_dsn(BENCH_DB), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
-    from workspaces.models import Workspace
-
     with workspace_context(Workspace.objects.get(slug=SLUG)):
         total = ReviewItem.objects.count()
+    if total != threads * ITEMS_PER_THREAD:
+        raise BenchFailure(f"populated {total} review items, expected {threads * ITEMS_PER_THREAD}")
+    return _populated(clients=clients)
+
+
+def _populated(*, clients: int) -> tuple[list[str], list[int]]:
+    """The measured workspace's reviewers and its open items, oldest first."""
+    from review.models import ReviewItem
+    from workspaces.models import Workspace
+    from workspaces.rls import workspace_context
+
+    with workspace_context(Workspace.objects.get(slug=SLUG)):
         ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
-    if total != threads * ITEMS_PER_THREAD or len(ids) < clients:
-        raise BenchFailure(f"populated {total} items ({len(ids)} open), expected {threads * ITEMS_PER_THREAD}")
-    return reviewers, ids
+    if len(ids) < clients:
+        raise BenchFailure(f"{len(ids)} open items, fewer than the {clients} clients")
+    return [f"reviewer-{n}" for n in range(clients)], ids
 
 
 # One statement per table. Messages: five per thread, a few hundred characters each; each

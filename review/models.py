@@ -68,6 +68,14 @@ class ReviewItem(TenantModel):
             models.Index(fields=["workspace", "status", "reason"], name="review_ws_status_reason"),
             # review_item_open / review_items_close: an item by its subject, or by a subject prefix.
             models.Index(fields=["subject_key"], name="review_subject_key", opclasses=["varchar_pattern_ops"]),
+            # The items someone skipped (few): the end of the queue, the "Skipped (open)" filter
+            # and j/k across the border read them without scanning every open item. Queries
+            # must say ``~Q(skipped_by=[])`` themselves: PostgreSQL does not infer it from ``@>``.
+            models.Index(
+                fields=["workspace", "status", "-created_at"],
+                name="review_ws_skipped",
+                condition=~models.Q(skipped_by=[]),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(reason__in=ReviewReason.values), name="review_reason_valid"),

@@ -71,12 +71,22 @@ class QueueFilters:
 def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit: int = PAGE_SIZE):
     """One page of the queue and the cursor of the next (keyset: no OFFSET, no COUNT).
 
-    Items I skipped come after the others (then newest or oldest first, as sorted)."""
-    items = _ordered(filters, user).select_related("thread", "field_value", "assigned_to")
+    Items I skipped come after the others (then newest or oldest first, as sorted). The two
+    parts are read one after the other, each in the order of the (workspace, status,
+    created_at) index, so a page reads about ``limit`` rows whatever the queue's length: one
+    ORDER BY over both parts would sort every open item first."""
+    items = _ordered(filters, user).select_related("thread", "assigned_to")
     after = _decode_cursor(cursor)
-    if after is not None:
-        items = items.filter(_later(filters, *after))
-    page = list(items.order_by(*_order(filters))[: limit + 1])
+    page: list[ReviewItem] = []
+    for skipped in (False, True):
+        if after is not None and after[0] and not skipped:
+            continue  # the cursor is in the skipped part already
+        part = _part(items, skipped=skipped)
+        if after is not None and after[0] == skipped:
+            part = part.filter(_keyset_later(filters, after[1], after[2]))
+        page += list(part.order_by(*SORTS[filters.sort])[: limit + 1 - len(page)])
+        if len(page) > limit:
+            break
     next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
     page = page[:limit]
     with_decided_values(page)
@@ -86,7 +96,7 @@ def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit
 def _filtered(filters: QueueFilters, user):
     items = ReviewItem.objects.all()
     if filters.status == "skipped":
-        items = items.filter(status=ReviewItem.Status.OPEN, skipped_by__len__gt=0)
+        items = items.filter(status=ReviewItem.Status.OPEN).exclude(skipped_by=[])  # review_ws_skipped
     elif filters.status == "edited":
         items = items.filter(status=ReviewItem.Status.APPROVED, payload_json__last_decision__decision="edit")
     elif filters.status != "all":
@@ -111,19 +121,26 @@ def _ordered(filters: QueueFilters, user):
     )
 
 
-def _order(filters: QueueFilters) -> tuple[str, ...]:
-    return ("skipped_me", *SORTS[filters.sort])
+def _part(items, *, skipped: bool):
+    """The items this reviewer skipped, or the others. The skipped part also says the
+    partial index's condition (review_ws_skipped), which PostgreSQL cannot infer from ``@>``:
+    without it, finding that there are none would read every open item."""
+    if skipped:
+        return items.filter(skipped_me=True).exclude(skipped_by=[])
+    return items.filter(skipped_me=False)
 
 
-def _later(filters: QueueFilters, skipped: bool, created_at, pk) -> Q:
-    """Items after (skipped, created_at, pk) in queue order."""
-    same = Q(skipped_me=skipped) & (_before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk))
-    return same if skipped else same | Q(skipped_me=True)
+def _keyset_later(filters: QueueFilters, created_at, pk) -> Q:
+    """Items after (created_at, pk) in the sort order, within one part of the queue."""
+    return _before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk)
 
 
-def _earlier(filters: QueueFilters, skipped: bool, created_at, pk) -> Q:
-    same = Q(skipped_me=skipped) & (_after(created_at, pk) if filters.sort == "newest" else _before(created_at, pk))
-    return same | Q(skipped_me=False) if skipped else same
+def _keyset_earlier(filters: QueueFilters, created_at, pk) -> Q:
+    return _after(created_at, pk) if filters.sort == "newest" else _before(created_at, pk)
+
+
+def _backwards(order: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f[1:] if f.startswith("-") else f"-{f}" for f in order)
 
 
 def decided_value(item: ReviewItem) -> dict | None:
@@ -150,7 +167,7 @@ def with_decided_values(items: list[ReviewItem]) -> list[ReviewItem]:
     ]
     found: dict[int, object] = {}
     if missing:
-        events = AuditEvent.objects.filter(type="review_item.edited", data_json__review_item_id__in=missing)
+        events = AuditEvent.objects.filter(type="review_item.edited", review_item_id__in=missing)
         for data in events.order_by("created_at").values_list("data_json", flat=True):
             found[data.get("review_item_id")] = data.get("value")
     for item in items:
@@ -178,13 +195,22 @@ def queue_counts_by_reason(*, status: str = "open", cap: int | None = COUNT_CAP)
 
 
 def queue_neighbours(*, item: ReviewItem, filters: QueueFilters, user) -> tuple[int | None, int | None]:
-    """The items before and after this one in queue order (for j/k and 'next after a decision')."""
+    """The items before and after this one in queue order (for j/k and 'next after a decision').
+
+    Within the item's part of the queue (skipped by me or not) first, then across the border
+    between the parts: each probe is an index range scan that stops at its first row."""
     base = _ordered(filters, user).exclude(pk=item.pk)
-    key = (user.pk in (item.skipped_by or []), item.created_at, item.pk)
-    order = _order(filters)
-    backwards = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in order)
-    prev_id = base.filter(_earlier(filters, *key)).order_by(*backwards).values_list("pk", flat=True).first()
-    next_id = base.filter(_later(filters, *key)).order_by(*order).values_list("pk", flat=True).first()
+    skipped = user.pk in (item.skipped_by or [])
+    order = SORTS[filters.sort]
+    here = _part(base, skipped=skipped)
+    prev_id = here.filter(_keyset_earlier(filters, item.created_at, item.pk)).order_by(*_backwards(order))
+    prev_id = prev_id.values_list("pk", flat=True).first()
+    if prev_id is None and skipped:  # the last of the items I did not skip
+        prev_id = _part(base, skipped=False).order_by(*_backwards(order)).values_list("pk", flat=True).first()
+    next_id = here.filter(_keyset_later(filters, item.created_at, item.pk)).order_by(*order)
+    next_id = next_id.values_list("pk", flat=True).first()
+    if next_id is None and not skipped:  # the first of the items I skipped
+        next_id = _part(base, skipped=True).order_by(*order).values_list("pk", flat=True).first()
     return prev_id, next_id
 
 
@@ -321,7 +347,7 @@ def item_messages(*, item: ReviewItem) -> list[dict]:
 
 def item_history(*, item: ReviewItem) -> list[AuditEvent]:
     return list(
-        AuditEvent.objects.filter(data_json__review_item_id=item.pk).select_related("actor").order_by("created_at")[:50]
+        AuditEvent.objects.filter(review_item_id=item.pk).select_related("actor").order_by("created_at")[:50]
     )
 
 

@@ -52,7 +52,7 @@ class WorkspaceContextMiddleware:
             membership = workspace and membership_get(user=user, workspace_id=workspace.pk)
             if not membership:
                 raise Http404("No such workspace")
-            request.session[SESSION_KEY] = workspace.pk
+            _remember(request, workspace.pk)
             return workspace, membership
         workspace_id = request.session.get(SESSION_KEY)
         membership = workspace_id and membership_get(user=user, workspace_id=workspace_id)
@@ -60,8 +60,15 @@ class WorkspaceContextMiddleware:
             membership = user.memberships.order_by("workspace__name").first()
         if not membership:
             return None, None
-        request.session[SESSION_KEY] = membership.workspace_id
+        _remember(request, membership.workspace_id)
         return Workspace.objects.get(pk=membership.workspace_id), membership
+
+
+def _remember(request, workspace_id: int) -> None:
+    """Keep the workspace in the session, writing the session only when it changes: setting
+    a key marks the session modified, which costs an UPDATE (and a cookie) per request."""
+    if request.session.get(SESSION_KEY) != workspace_id:
+        request.session[SESSION_KEY] = workspace_id
 
 
 def _slug_from_path(path: str) -> str | None:

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.expressions import RawSQL
 
 from workspaces.policy import policy_defaults
 
@@ -93,13 +94,26 @@ class AuditEvent(TenantModel):
     type = models.CharField(max_length=64)
     data_json = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The review item the event is about (``data_json["review_item_id"]``), kept by PostgreSQL
+    # as a column of its own: an item's history in the console looks it up by this index. An
+    # index on the JSON expression is never used under row-level security, since jsonb's
+    # ``=`` is not LEAKPROOF and so may not run before the policy's workspace check; bigint's is.
+    review_item_id = models.GeneratedField(
+        expression=RawSQL(
+            "CASE WHEN (data_json ->> 'review_item_id') ~ '^[0-9]{1,18}$' "
+            "THEN (data_json ->> 'review_item_id')::bigint END",
+            (),
+        ),
+        output_field=models.BigIntegerField(null=True),
+        db_persist=True,
+    )
 
     class Meta:
         indexes = [
             # The audit tab of a workspace, newest first.
             models.Index(fields=["workspace", "-created_at"], name="audit_ws_created"),
-            # An item's history in the console: events whose data names the review item.
-            models.Index(models.F("data_json__review_item_id"), name="audit_review_item"),
+            # An item's history in the console: the events naming the review item, in order.
+            models.Index(fields=["workspace", "review_item_id", "created_at"], name="audit_ws_review_item"),
         ]
 
     def __str__(self):
