@@ -108,7 +108,10 @@ def run(args) -> None:
         for name, (url_for, check) in pages.items():
             results[name] = _drive(clients, url_for, check, seconds=args.seconds, warmup=0 if args.smoke else 1.0)
             rate, p50, p95, count = results[name]
-            print(f"  {name:<12} {count:>6} requests  {rate:>7.1f} req/s  p50 {p50:>6.1f} ms  p95 {p95:>6.1f} ms", flush=True)
+            print(
+                f"  {name:<12} {count:>6} requests  {rate:>7.1f} req/s  p50 {p50:>6.1f} ms  p95 {p95:>6.1f} ms",
+                flush=True,
+            )
     finally:
         server.send_signal(signal.SIGTERM)
         try:

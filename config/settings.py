@@ -90,7 +90,8 @@ else:
 # start `runworker` subprocesses with it set to the test database.
 DATABASES["default"]["NAME"] = env("DATABASE_NAME", default=DATABASES["default"]["NAME"])
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("THREADLINE_TEST_DB", default="test_threadline")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Persistent connections: a new PostgreSQL backend per request costs more than the page (bench/web.py).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Views run in a savepoint inside the transaction the workspace middleware opens, so an
 # exception rolls back the view's writes even though the error page is rendered inside it.

@@ -75,7 +75,12 @@ def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit
     parts are read one after the other, each in the order of the (workspace, status,
     created_at) index, so a page reads about ``limit`` rows whatever the queue's length: one
     ORDER BY over both parts would sort every open item first."""
-    items = _ordered(filters, user).select_related("thread", "assigned_to")
+    # The thread's subject and the assignee's name are all a row shows of them.
+    items = (
+        _ordered(filters, user)
+        .select_related("thread", "assigned_to")
+        .defer(*(f"thread__{f}" for f in _THREAD_UNSHOWN), *(f"assigned_to__{f}" for f in _USER_UNSHOWN))
+    )
     after = _decode_cursor(cursor)
     page: list[ReviewItem] = []
     for skipped in (False, True):
@@ -91,6 +96,10 @@ def queue_items(*, filters: QueueFilters, user, cursor: str | None = None, limit
     page = page[:limit]
     with_decided_values(page)
     return page, next_cursor
+
+
+_THREAD_UNSHOWN = ("participants", "primary_contact_email", "first_message_at", "last_message_at", "updated_at")
+_USER_UNSHOWN = ("password", "last_login", "first_name", "last_name", "email", "date_joined")
 
 
 def _filtered(filters: QueueFilters, user):
@@ -346,9 +355,7 @@ def item_messages(*, item: ReviewItem) -> list[dict]:
 
 
 def item_history(*, item: ReviewItem) -> list[AuditEvent]:
-    return list(
-        AuditEvent.objects.filter(review_item_id=item.pk).select_related("actor").order_by("created_at")[:50]
-    )
+    return list(AuditEvent.objects.filter(review_item_id=item.pk).select_related("actor").order_by("created_at")[:50])
 
 
 # --- the dashboard -----------------------------------------------------------------------

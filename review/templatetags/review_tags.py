@@ -1,4 +1,7 @@
+from html import escape
+
 from django import template
+from django.utils.safestring import mark_safe
 
 from workspaces import display
 
@@ -48,3 +51,52 @@ def value_display(value, field_type: str = "") -> str:
 def field_error(errors, key: str) -> str:
     """The edit form's error for one of its fields ("" for one about the whole value)."""
     return (errors or {}).get(key, "") if isinstance(errors, dict) else ""
+
+
+_ROW = (
+    '    <tr data-href="{url}" data-item="{pk}" class="status-{status}{skipped_class}">\n'
+    "      {select}"
+    '<td><span class="tag reason-{reason}">{reason_label}</span>{skipped_tag}</td>\n'
+    "      <td>{field}</td>\n"
+    '      <td class="value">{value_cell}</td>\n'
+    "      <td>{confidence}</td>\n"
+    "      <td>{thread}</td>\n"
+    "      <td>{assignee}</td>\n"
+    '      <td title="{created_iso}">{age}</td>\n'
+    "    </tr>\n"
+)
+_SELECT = (
+    '<td class="select"><input type="checkbox" name="item" value="{pk}:{version}" form="bulk-form"'
+    ' aria-label="Select item {pk}"{disabled}></td>'
+)
+_SKIPPED_TAG = ' <span class="tag skipped" title="You skipped this item: it comes after the others">skipped</span>'
+
+
+@register.simple_tag
+def queue_rows(rows: list[dict], can_bulk: bool) -> str:
+    """The queue's table rows (review.views._queue_rows), written in one pass: 50 rows through
+    the template language cost more than the rest of the page. Every value is escaped (as
+    Django's ``escape`` does: ``html.escape``)."""
+    out = []
+    for row in rows:
+        e = {k: escape(v) if isinstance(v, str) else v for k, v in row.items()}
+        if row["edited"]:
+            value_cell = (
+                f'<a href="{e["url"]}" class="decided">{e["value"]}</a> <span class="tag edited">edited</span>'
+                f' <del class="was">{e["was"]}</del>'
+            )
+        else:
+            value_cell = f'<a href="{e["url"]}">{e["value"]}</a>'
+        disabled = (
+            ' disabled title="A deal association is decided on its own page"' if row["reason"] == "association" else ""
+        )
+        out.append(
+            _ROW.format(
+                **e,
+                skipped_class=" skipped" if row["skipped_me"] else "",
+                skipped_tag=_SKIPPED_TAG if row["skipped_me"] else "",
+                select=_SELECT.format(pk=e["pk"], version=e["version"], disabled=disabled) if can_bulk else "",
+                value_cell=value_cell,
+            )
+        )
+    return mark_safe("".join(out))  # noqa: S308 - built from escaped values above

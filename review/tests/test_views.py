@@ -72,7 +72,8 @@ def test_queue_lists_open_items_with_counts_per_reason(ws, django_assert_max_num
     client, _ = member(ws, "rita", "reviewer")
     for reason in ("low_confidence", "low_confidence", "conflict"):
         make_item(ws, reason=reason)
-    with django_assert_max_num_queries(16):
+    # 17: a page the items I did not skip leave short also reads the ones I skipped.
+    with django_assert_max_num_queries(17):
         page = client.get(url("queue", ws)).content.decode()
     assert page.count("data-href=") == 3
     assert re.search(r"<strong>2</strong> Low confidence", page)
