@@ -185,27 +185,27 @@ def item(request, pk):
         "currencies": CURRENCIES,
         "confidence_pct": round(float(review_item.payload_json.get("confidence") or 0) * 100),
         "undo_window": policy["undo_window_seconds"],
-        "can_undo": _can_undo(review_item, request),
+        "can_undo": _can_undo(review_item, request, policy),
         "undo_note": _undo_note(review_item, request, policy),
         "candidates": _candidates(review_item),
     }
     return render(request, "review/item.html", context)
 
 
-def _can_undo(review_item: ReviewItem, request) -> bool:
+def _can_undo(review_item: ReviewItem, request, policy: dict) -> bool:
     from datetime import timedelta
 
     from django.utils import timezone
 
     if review_item.status == ReviewItem.Status.OPEN or not review_item.resolved_at or not request.membership.can_decide:
         return False
-    window = policy_for(workspace_id=review_item.workspace_id)["undo_window_seconds"]
+    window = policy["undo_window_seconds"]
     return timezone.now() - review_item.resolved_at <= timedelta(seconds=window)
 
 
 def _undo_note(review_item: ReviewItem, request, policy: dict) -> str:
     """Why u does nothing on a decided item's page, for the reviewer who presses it."""
-    if review_item.status == ReviewItem.Status.OPEN or _can_undo(review_item, request):
+    if review_item.status == ReviewItem.Status.OPEN or _can_undo(review_item, request, policy):
         return ""
     if not request.membership.can_decide:
         return "viewers cannot undo decisions."

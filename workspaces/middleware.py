@@ -6,7 +6,7 @@ from django.http import Http404
 from workspaces.authz import membership_active
 from workspaces.models import Workspace
 from workspaces.rls import set_request_context
-from workspaces.selectors import membership_get
+from workspaces.selectors import membership_by_slug, membership_get
 
 SESSION_KEY = "workspace_id"
 URL_PREFIX = "/w/"
@@ -48,12 +48,11 @@ class WorkspaceContextMiddleware:
             return None, None
         slug = _slug_from_path(request.path_info)
         if slug is not None:
-            workspace = Workspace.objects.filter(slug=slug).first()
-            membership = workspace and membership_get(user=user, workspace_id=workspace.pk)
+            membership = membership_by_slug(user=user, slug=slug)
             if not membership:
                 raise Http404("No such workspace")
-            _remember(request, workspace.pk)
-            return workspace, membership
+            _remember(request, membership.workspace_id)
+            return membership.workspace, membership
         workspace_id = request.session.get(SESSION_KEY)
         membership = workspace_id and membership_get(user=user, workspace_id=workspace_id)
         if not membership:

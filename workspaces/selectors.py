@@ -11,6 +11,13 @@ def membership_get(*, user, workspace_id: int) -> Membership | None:
     return Membership.objects.filter(user=user, workspace_id=workspace_id).first()
 
 
+def membership_by_slug(*, user, slug: str) -> Membership | None:
+    """The user's membership of the workspace with this slug, the workspace with it (one query)."""
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.select_related("workspace").filter(user=user, workspace__slug=slug).first()
+
+
 def workspaces_for_user(*, user) -> list[Workspace]:
     if not user.is_authenticated:
         return []

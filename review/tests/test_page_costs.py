@@ -173,9 +173,9 @@ def test_an_items_history_is_read_by_its_own_index(ws, rita):
             history = selectors.item_history(item=target)
         plan = explain(captured.captured_queries[-1]["sql"], None)
         assert [e.type for e in history] == ["review_item.opened"]
-        assert AuditEvent.objects.get(type="review_item.opened", data_json__review_item_id=target.pk).review_item_id == (
-            target.pk
-        )
+        assert AuditEvent.objects.get(
+            type="review_item.opened", data_json__review_item_id=target.pk
+        ).review_item_id == (target.pk)
     assert scanned_rows(plan, "workspaces_auditevent") <= 2, json.dumps(plan)[:2000]
 
 
@@ -200,7 +200,9 @@ def test_pages_do_not_write_the_session_on_every_request(ws, rita):
     client.get(queue)  # the first visit remembers the workspace
     with CaptureQueriesContext(connection) as captured:
         assert client.get(queue).status_code == 200
-        assert client.get(reverse("review:item", kwargs={"workspace_slug": ws.slug, "pk": items[1].pk})).status_code == 200
+        assert (
+            client.get(reverse("review:item", kwargs={"workspace_slug": ws.slug, "pk": items[1].pk})).status_code == 200
+        )
     writes = [q["sql"] for q in captured.captured_queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
     assert writes == []
 
