@@ -90,7 +90,9 @@ def _text(query: sql.Composable) -> str:
 def _run(model, operation, row):
     """Run one statement against the table; return rows seen/affected, or 'refused'."""
     table = sql.Identifier(model._meta.db_table)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in row if c != "id")
+    # Generated columns (PostgreSQL computes them) take no value on INSERT.
+    generated = {f.column for f in model._meta.concrete_fields if getattr(f, "generated", False)}
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in row if c != "id" and c not in generated)
     statements = {
         "select": ("SELECT count(*) FROM {table}", []),
         "update": ("UPDATE {table} SET workspace_id = workspace_id WHERE id = %s", [row["id"]]),
