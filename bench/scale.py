@@ -193,37 +193,42 @@ def mail_generate(ws: int, count: int, seed: int):
             written += 1
 
 
-def workspace_import(ws: int, slug: str, count: int, folder: Path, progress) -> dict:
-    """Generate a workspace's mail chunk by chunk and import each chunk with ``manage.py ingest``."""
-    totals = {"read": 0, "new": 0, "failed": 0, "seconds": 0.0}
-    entries = mail_generate(ws, count, seed=1000 + ws)
-    chunk = 0
-    while totals["read"] < count:
-        chunk += 1
-        path = folder / f"{slug}-{chunk}.mbox"
-        n = 0
-        with open(path, "w", encoding="utf-8") as out:
-            for entry in entries:
-                out.write(entry)
-                n += 1
-                if n >= CHUNK:
-                    break
-        started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "manage.py", "ingest", str(path), "--workspace", slug, "--no-progress"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        path.unlink()
-        if done.returncode != 0:
-            raise BenchFailed(f"ingest of {slug} chunk {chunk} exited {done.returncode}: {done.stderr[-2000:]}")
-        totals["seconds"] += time.monotonic() - started
-        totals["read"] += n
-        totals["new"] += _summary_number(done.stdout, "new")
-        totals["failed"] += _summary_number(done.stdout, "failed")
-        progress(slug, n)
-    return totals
+def importer_main(folder: str, assignments: list[str]) -> None:
+    """One importer process (``--importer``): for each ``ws:slug:count``, the mail is generated
+    chunk by chunk and each chunk imported by the ``ingest`` command (run in this process, so
+    Django starts once per process, not once per chunk). One line per chunk on stdout."""
+    import io
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    for assignment in assignments:
+        ws, slug, count = assignment.split(":")
+        ws, count = int(ws), int(count)
+        entries = mail_generate(ws, count, seed=1000 + ws)
+        chunk, read = 0, 0
+        while read < count:
+            chunk += 1
+            path = Path(folder) / f"{slug}-{chunk}.mbox"
+            n = 0
+            with open(path, "w", encoding="utf-8") as out:
+                for entry in entries:
+                    out.write(entry)
+                    n += 1
+                    if n >= CHUNK:
+                        break
+            summary = io.StringIO()
+            started = time.monotonic()
+            call_command("ingest", str(path), workspace=slug, no_progress=True, stdout=summary)
+            path.unlink()
+            read += n
+            text = summary.getvalue()
+            print(
+                f"chunk {slug} {n} {_summary_number(text, 'new')} {_summary_number(text, 'failed')} "
+                f"{time.monotonic() - started:.2f}",
+                flush=True,
+            )
 
 
 def _summary_number(stdout: str, word: str) -> int:
@@ -278,27 +283,53 @@ def populate(total: int, workspaces: int, processes: int) -> dict:
     membership_add(workspace=Workspace.objects.get(slug=slugs[0]), user=reviewer, role="reviewer")
     log(f"{workspaces} workspaces, {deal_total} deals; importing {total:,} messages, {processes} at a time")
 
+    # Largest first, each to the importer with the least mail so far (greedy balance).
+    loads: list[list] = [[0, []] for _ in range(processes)]
+    for i in sorted(range(workspaces), key=lambda i: -counts[i]):
+        lightest = min(loads, key=lambda load: load[0])
+        lightest[0] += counts[i]
+        lightest[1].append(f"{i}:{slugs[i]}:{counts[i]}")
     lock = threading.Lock()
-    done = {"n": 0, "last": time.monotonic()}
+    done = {"n": 0, "new": 0, "failed": 0, "last": time.monotonic()}
     started = time.monotonic()
 
-    def progress(slug: str, n: int) -> None:
-        with lock:
-            done["n"] += n
-            if time.monotonic() - done["last"] > 10 or done["n"] == total:
-                done["last"] = time.monotonic()
-                rate = done["n"] / (time.monotonic() - started)
-                log(f"  imported {done['n']:,} / {total:,} messages ({rate:,.0f}/s; last chunk of {slug})")
+    def follow(proc) -> None:
+        for line in proc.stdout:
+            parts = line.split()
+            if len(parts) != 6 or parts[0] != "chunk":
+                continue
+            with lock:
+                done["n"] += int(parts[2])
+                done["new"] += int(parts[3])
+                done["failed"] += int(parts[4])
+                if time.monotonic() - done["last"] > 10 or done["n"] == total:
+                    done["last"] = time.monotonic()
+                    rate = done["n"] / (time.monotonic() - started)
+                    log(f"  imported {done['n']:,} / {total:,} messages ({rate:,.0f}/s; last chunk of {parts[1]})")
 
-    from concurrent.futures import ThreadPoolExecutor
-
-    order = sorted(range(workspaces), key=lambda i: -counts[i])
-    with tempfile.TemporaryDirectory(prefix="threadline-scale-") as tmp, ThreadPoolExecutor(processes) as pool:
-        futures = [pool.submit(workspace_import, i, slugs[i], counts[i], Path(tmp), progress) for i in order]
-        results = [f.result() for f in futures]
+    with tempfile.TemporaryDirectory(prefix="threadline-scale-") as tmp:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--importer", tmp, *load[1]],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for load in loads
+            if load[1]
+        ]
+        followers = [threading.Thread(target=follow, args=(p,), daemon=True) for p in procs]
+        for t in followers:
+            t.start()
+        for p, t in zip(procs, followers, strict=True):
+            err = p.stderr.read()
+            p.wait()
+            t.join()
+            if p.returncode != 0:
+                raise BenchFailed(f"an importer exited {p.returncode}: {err[-3000:]}")
     import_seconds = time.monotonic() - started
-    new = sum(r["new"] for r in results)
-    failed = sum(r["failed"] for r in results)
+    new, failed = done["new"], done["failed"]
     stored = _count_all(workspace_ids, "threads", "Message")
     threads = _count_all(workspace_ids, "threads", "Thread")
     log(
@@ -432,7 +463,11 @@ def pages_measure(info: dict, samples: int) -> dict:
         captured: list[tuple[float, str]] = []
         with connection.execute_wrapper(_capture(captured)):
             _get(client, url)
-        queries = [(t, q) for t, q in captured if not any(s in q for s in SKIP_MAIN)]
+        queries = [
+            (t, q)
+            for t, q in captured
+            if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
+        ]
         main = max(queries)[1] if queries else ""
         times = []
         for _ in range(samples):
@@ -611,6 +646,9 @@ def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--importer"]:  # a child of the import phase (importer_main)
+        importer_main(sys.argv[2], sys.argv[3:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000, help="The large size (default 1,000,000).")
     parser.add_argument("--baseline", type=int, default=1_000, help="The small size (default 1,000).")
