@@ -94,7 +94,10 @@ def main(argv: list[str]) -> int:
         print(f"   FAILED in {seconds:.0f} s ({reason}); its last lines:", flush=True)
         for line in output.strip().splitlines()[-25:]:
             print(f"   | {line}", flush=True)
-    print(f"{len(chosen) - len(failed)} of {len(chosen)} bench smokes passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(chosen) - len(failed)} of {len(chosen)} bench smokes passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

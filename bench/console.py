@@ -64,7 +64,9 @@ def main() -> None:
         )
     small_n, large_n = (f"@{n // 1000}k" if n >= 1000 else f"@{n}" for n in SCALES)
     heads = [f"p50 ms {small_n}", f"p95 ms {small_n}", f"p50 ms {large_n}", f"p95 ms {large_n}"]
-    print(f"\n{'page':<16} | " + " | ".join(f"{h:>12}" for h in heads) + f" | ratio p50 ({large_n[1:]} / {small_n[1:]})")
+    print(
+        f"\n{'page':<16} | " + " | ".join(f"{h:>12}" for h in heads) + f" | ratio p50 ({large_n[1:]} / {small_n[1:]})"
+    )
     print("-" * 17 + "|--------------" * 4 + "|----------------------")
     for name in ("queue", "queue, filtered", "item"):
         small, large = results[(SCALES[0], name)], results[(SCALES[1], name)]

@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -245,10 +244,9 @@ def _summary_number(stdout: str, word: str) -> int:
 def populate(total: int, workspaces: int, processes: int) -> dict:
     """Workspaces, deals, mail, extraction; returns what the measurements need."""
     from django.contrib.auth import get_user_model
-
-    from bench._benchdb import database_recreate
     from django.db import connections
 
+    from bench._benchdb import database_recreate
     from deals.services import deals_save
     from workspaces.services import membership_add, workspace_create
 
@@ -443,7 +441,9 @@ def pages_measure(info: dict, samples: int) -> dict:
     with workspace_context(info["workspace_id"]):
         ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
     if not ids:
-        raise BenchFailed(f"workspace {slug} has no open review item after extraction: the item page cannot be measured")
+        raise BenchFailed(
+            f"workspace {slug} has no open review item after extraction: the item page cannot be measured"
+        )
     name, _domain = company(0, 3)
     pages = {
         "review queue": f"/w/{slug}/review/",
@@ -480,7 +480,9 @@ def pages_measure(info: dict, samples: int) -> dict:
             "queries": len(captured),
             "main": main,
         }
-        log(f"  {page:<24} p50 {out[page]['p50']:7.1f} ms  p95 {out[page]['p95']:7.1f} ms  {out[page]['queries']} queries")
+        log(
+            f"  {page:<24} p50 {out[page]['p50']:7.1f} ms  p95 {out[page]['p95']:7.1f} ms  {out[page]['queries']} queries"
+        )
     return out
 
 
@@ -516,6 +518,7 @@ def _p95(values: list[float]) -> float:
 def rls_overhead(pages: dict, workspace_id: int, reps: int) -> list[tuple[str, float, float, int]]:
     """(page, plain ms, RLS ms, rows) per page's main query: median of ``reps`` runs, three rounds."""
     import psycopg
+    from psycopg import sql as pgsql
 
     from bench._benchdb import app_dsn, owner_dsn
 
@@ -541,12 +544,15 @@ def rls_overhead(pages: dict, workspace_id: int, reps: int) -> list[tuple[str, f
                 rls += times
                 app.rollback()
                 for table in tenant_tables:
-                    owner.execute(f'ALTER TABLE public."{table}" NO FORCE ROW LEVEL SECURITY')
+                    owner.execute(
+                        pgsql.SQL("ALTER TABLE public.{} NO FORCE ROW LEVEL SECURITY").format(pgsql.Identifier(table))
+                    )
                 owner.execute("CREATE SCHEMA bench_plain")
                 for table in tenant_tables:
                     owner.execute(
-                        f'CREATE VIEW bench_plain."{table}" AS SELECT * FROM public."{table}" '
-                        f"WHERE workspace_id = {int(workspace_id)}"
+                        pgsql.SQL(
+                            "CREATE VIEW bench_plain.{t} AS SELECT * FROM public.{t} WHERE workspace_id = {ws}"
+                        ).format(t=pgsql.Identifier(table), ws=pgsql.Literal(int(workspace_id)))
                     )
                 owner.execute("SET LOCAL search_path = bench_plain, public")
                 rows_plain, times = _timed(owner, sql, reps)
@@ -716,8 +722,12 @@ def run(args) -> None:
     for page, plain, under, rows in rls:
         print(f"{page:<37}| {rows:>5} | {plain:>8.2f} | {under:>6.2f} | {under / plain:>6.2f}")
     print()
-    print("jobs_job                                      | size MB | live rows | dead rows | claim p50 ms | claim p95 ms")
-    print("----------------------------------------------|---------|-----------|-----------|--------------|-------------")
+    print(
+        "jobs_job                                      | size MB | live rows | dead rows | claim p50 ms | claim p95 ms"
+    )
+    print(
+        "----------------------------------------------|---------|-----------|-----------|--------------|-------------"
+    )
     for label, r in bloat:
         print(
             f"{label:<46}| {r['mb']:>7.1f} | {r['live']:>9,} | {r['dead']:>9,} | {r['p50']:>12.2f} | {r['p95']:>11.2f}"
