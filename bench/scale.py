@@ -62,9 +62,9 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "threadline_bench_scale"
+BENCH_DB = "threadline_bench_scale"  # one database per size: threadline_bench_scale_<messages>
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ["DATABASE_NAME"] = BENCH_DB
+os.environ["DATABASE_NAME"] = os.environ.get("DATABASE_NAME", BENCH_DB) if "--importer" in sys.argv else BENCH_DB
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 CHUNK = 20_000  # messages per mbox file: the disk holds a few chunks at a time, never the whole mail
@@ -241,8 +241,17 @@ def _summary_number(stdout: str, word: str) -> int:
 # --- one size ----------------------------------------------------------------------------------
 
 
+def use_database(db: str) -> None:
+    """Point this process (and the processes it starts) at bench database ``db``."""
+    from django.db import connections
+
+    os.environ["DATABASE_NAME"] = db
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = db
+
+
 def populate(total: int, workspaces: int, processes: int) -> dict:
-    """Workspaces, deals, mail, extraction; returns what the measurements need."""
+    """Workspaces, deals, mail, extraction in a database of their own; returns what the measurements need."""
     from django.contrib.auth import get_user_model
     from django.db import connections
 
@@ -250,8 +259,10 @@ def populate(total: int, workspaces: int, processes: int) -> dict:
     from deals.services import deals_save
     from workspaces.services import membership_add, workspace_create
 
+    db = f"{BENCH_DB}_{total}"
     connections.close_all()  # the owner may not end the app role's sessions that DROP DATABASE ends
-    database_recreate(BENCH_DB)
+    use_database(db)
+    database_recreate(db)
     counts = workspace_counts(total, workspaces)
     slugs = [f"scale-{i:02d}" for i in range(workspaces)]
     workspace_ids = []
@@ -346,8 +357,9 @@ def populate(total: int, workspaces: int, processes: int) -> dict:
 
     from bench._benchdb import vacuum
 
-    vacuum(BENCH_DB)
+    vacuum(db)
     return {
+        "db": db,
         "messages": total,
         "threads": threads,
         "slug": slugs[0],
@@ -429,59 +441,72 @@ def extract(workspace_ids: list[int], processes: int) -> int:
 SKIP_MAIN = ("set_config", "django_session", "auth_user", "workspaces_membership", "SAVEPOINT", "RELEASE")
 
 
-def pages_measure(info: dict, samples: int) -> dict:
-    """p50, p95 (ms), query count and the slowest query of each page."""
-    from django.db import connection
+def pages_measure(infos: list[dict], samples: int) -> list[dict]:
+    """p50, p95 (ms), query count and the slowest query of each page, for each size.
+
+    The sizes are measured interleaved (a request at one size, then at the next) so that a
+    change in the machine's load, shared with other work, weighs on every size alike."""
     from django.test import Client
 
     from review.models import ReviewItem
     from workspaces.rls import workspace_context
 
-    slug = info["slug"]
-    with workspace_context(info["workspace_id"]):
-        ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
-    if not ids:
-        raise BenchFailed(
-            f"workspace {slug} has no open review item after extraction: the item page cannot be measured"
-        )
     name, _domain = company(0, 3)
-    pages = {
-        "review queue": f"/w/{slug}/review/",
-        "review item": f"/w/{slug}/review/items/{ids[len(ids) // 2]}/",
-        "threads list": f"/w/{slug}/threads/",
-        "thread search": f"/w/{slug}/threads/?q={name}",
-        "thread search, no match": f"/w/{slug}/threads/?q=no-such-company",
-        "deal list": f"/w/{slug}/deals/",
-        "dashboard": f"/w/{slug}/review/dashboard/",
-    }
-    client = Client(HTTP_HOST="127.0.0.1")
-    client.force_login(info["reviewer"])
-    out = {}
-    for page, url in pages.items():
-        for _ in range(2):
-            _get(client, url)
-        captured: list[tuple[float, str]] = []
-        with connection.execute_wrapper(_capture(captured)):
-            _get(client, url)
-        queries = [
-            (t, q)
-            for t, q in captured
-            if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
-        ]
-        main = max(queries)[1] if queries else ""
-        times = []
+    urls, clients = [], []
+    for info in infos:
+        use_database(info["db"])
+        slug = info["slug"]
+        with workspace_context(info["workspace_id"]):
+            ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
+        if not ids:
+            raise BenchFailed(f"{info['db']}: {slug} has no open review item after extraction: no item page to measure")
+        urls.append(
+            {
+                "review queue": f"/w/{slug}/review/",
+                "review item": f"/w/{slug}/review/items/{ids[len(ids) // 2]}/",
+                "threads list": f"/w/{slug}/threads/",
+                "thread search": f"/w/{slug}/threads/?q={name}",
+                "thread search, no match": f"/w/{slug}/threads/?q=no-such-company",
+                "deal list": f"/w/{slug}/deals/",
+                "dashboard": f"/w/{slug}/review/dashboard/",
+            }
+        )
+        client = Client(HTTP_HOST="127.0.0.1")
+        client.force_login(info["reviewer"])
+        clients.append(client)
+    out: list[dict] = [{} for _ in infos]
+    for page in urls[0]:
+        times: list[list[float]] = [[] for _ in infos]
+        for n, info in enumerate(infos):
+            use_database(info["db"])
+            for _ in range(2):
+                _get(clients[n], urls[n][page])
+            captured: list[tuple[float, str]] = []
+            from django.db import connection
+
+            with connection.execute_wrapper(_capture(captured)):
+                _get(clients[n], urls[n][page])
+            queries = [
+                (t, q)
+                for t, q in captured
+                if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
+            ]
+            out[n][page] = {"queries": len(captured), "main": max(queries)[1] if queries else ""}
         for _ in range(samples):
-            started = time.perf_counter()
-            _get(client, url)
-            times.append((time.perf_counter() - started) * 1000)
-        out[page] = {
-            "p50": statistics.median(times),
-            "p95": _p95(times),
-            "queries": len(captured),
-            "main": main,
-        }
+            for n, info in enumerate(infos):
+                use_database(info["db"])
+                started = time.perf_counter()
+                _get(clients[n], urls[n][page])
+                times[n].append((time.perf_counter() - started) * 1000)
+        for n in range(len(infos)):
+            out[n][page].update(p50=statistics.median(times[n]), p95=_p95(times[n]))
         log(
-            f"  {page:<24} p50 {out[page]['p50']:7.1f} ms  p95 {out[page]['p95']:7.1f} ms  {out[page]['queries']} queries"
+            f"  {page:<24} "
+            + "  ".join(
+                f"{_k(i['messages'])}: p50 {o[page]['p50']:.1f} ms p95 {o[page]['p95']:.1f} ms"
+                for i, o in zip(infos, out, strict=True)
+            )
+            + f"  ({out[-1][page]['queries']} queries)"
         )
     return out
 
@@ -515,7 +540,7 @@ def _p95(values: list[float]) -> float:
 # --- row-level security --------------------------------------------------------------------------
 
 
-def rls_overhead(pages: dict, workspace_id: int, reps: int) -> list[tuple[str, float, float, int]]:
+def rls_overhead(pages: dict, db: str, workspace_id: int, reps: int) -> list[tuple[str, float, float, int]]:
     """(page, plain ms, RLS ms, rows) per page's main query: median of ``reps`` runs, three rounds."""
     import psycopg
     from psycopg import sql as pgsql
@@ -523,7 +548,7 @@ def rls_overhead(pages: dict, workspace_id: int, reps: int) -> list[tuple[str, f
     from bench._benchdb import app_dsn, owner_dsn
 
     results = []
-    with psycopg.connect(app_dsn(BENCH_DB)) as app, psycopg.connect(owner_dsn(BENCH_DB)) as owner:
+    with psycopg.connect(app_dsn(db)) as app, psycopg.connect(owner_dsn(db)) as owner:
         tenant_tables = [
             r[0]
             for r in owner.execute(
@@ -577,7 +602,7 @@ def _timed(conn, sql: str, reps: int) -> tuple[int, list[float]]:
 # --- queue bloat -----------------------------------------------------------------------------------
 
 
-def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict]]:
+def queue_bloat(db: str, workspace_id: int, churn_seconds: float) -> list[tuple[str, dict]]:
     """jobs_job before churn, after churn under a held snapshot, after prune_jobs, after VACUUM."""
     import psycopg
 
@@ -586,6 +611,8 @@ def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict
     from jobs.services import enqueue
     from jobs.worker import Worker
     from workspaces.rls import workspace_context
+
+    use_database(db)
 
     @task(NOOP_TASK, max_attempts=1, timeout=30)
     def _noop(payload, *, job):
@@ -600,7 +627,7 @@ def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict
         return Worker(tasks=[NOOP_TASK], batch=True, listen=False, prefetch=10).run()
 
     def state() -> dict:
-        with psycopg.connect(owner_dsn(BENCH_DB), autocommit=True) as conn:
+        with psycopg.connect(owner_dsn(db), autocommit=True) as conn:
             size = conn.execute("SELECT pg_total_relation_size('jobs_job')").fetchone()[0]
             conn.execute("SELECT pg_stat_force_next_flush()")
             live, dead = conn.execute(
@@ -620,7 +647,7 @@ def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict
         return {"mb": size / 2**20, "live": live, "dead": dead, "p50": statistics.median(times), "p95": _p95(times)}
 
     rows = [("before churn", state())]
-    held = psycopg.connect(owner_dsn(BENCH_DB))
+    held = psycopg.connect(owner_dsn(db))
     held.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     held.execute("SELECT count(*) FROM workspaces_workspace").fetchone()  # the snapshot is taken and kept
     log(f"  churn for {churn_seconds:.0f} s with a snapshot held open")
@@ -642,7 +669,7 @@ def queue_bloat(workspace_id: int, churn_seconds: float) -> list[tuple[str, dict
         raise BenchFailed(f"prune_jobs exited {done.returncode}: {done.stderr[-2000:]}")
     log(f"  prune_jobs: {done.stdout.strip()}")
     rows.append(("after prune_jobs (snapshot released)", state()))
-    with psycopg.connect(owner_dsn(BENCH_DB), autocommit=True) as conn:
+    with psycopg.connect(owner_dsn(db), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) jobs_job")
     rows.append(("after prune_jobs and VACUUM", state()))
     return rows
@@ -681,18 +708,23 @@ def run(args) -> None:
     import django
 
     django.setup()
-    sizes = {}
+    infos = []
     for total in sorted({args.baseline, args.messages}):
         log(f"== {total:,} messages")
-        info = populate(total, args.workspaces, args.processes)
-        log(f"pages of {info['slug']} ({info['workspace_messages']:,} of the {total:,} messages):")
-        sizes[total] = (info, pages_measure(info, args.samples))
+        infos.append(populate(total, args.workspaces, args.processes))
+    log(
+        "pages of the largest workspace, "
+        + ", ".join(f"{i['workspace_messages']:,} of {i['messages']:,} messages" for i in infos)
+        + " (sizes interleaved):"
+    )
+    measured = pages_measure(infos, args.samples)
+    sizes = {i["messages"]: (i, m) for i, m in zip(infos, measured, strict=True)}
     small, large = args.baseline, args.messages
     info = sizes[large][0]
     log("row-level security: each page's slowest query, plain filter vs RLS")
-    rls = rls_overhead(sizes[large][1], info["workspace_id"], args.rls_reps)
+    rls = rls_overhead(sizes[large][1], info["db"], info["workspace_id"], args.rls_reps)
     log("queue table under churn")
-    bloat = queue_bloat(info["workspace_id"], args.churn_seconds)
+    bloat = queue_bloat(info["db"], info["workspace_id"], args.churn_seconds)
 
     print()
     print("size      | messages  | threads  | import s | msg/s  | jobs     | extract s | review items")
