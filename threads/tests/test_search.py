@@ -109,3 +109,30 @@ def test_the_threads_page_searches(client, workspace):
     url = reverse("threads:list", kwargs={"workspace_slug": workspace.slug})
     page = client.get(url, {"q": "budg"})
     assert b"Budget" in page.content and b"Deal 1" not in page.content
+
+
+def test_the_list_names_the_workspace_to_the_planner_and_rls_still_decides(workspace, client):
+    """The constant lets PostgreSQL see a large workspace's share of the rows (its plan walks
+    the (workspace, last_message_at) index for a page instead of sorting every thread); the
+    policy still applies, so another workspace's id finds nothing."""
+    other = WorkspaceFactory()
+    with workspace_context(other):
+        ThreadFactory(workspace=other, subject="Theirs")
+    with workspace_context(workspace):
+        ThreadFactory(workspace=workspace, subject="Ours")
+        listed = thread_list(workspace_id=workspace.pk)
+        sql, params = listed.query.sql_with_params()
+        assert '"threads_thread"."workspace_id" = %s' in sql and workspace.pk in params
+        assert [t.subject for t in listed] == ["Ours"]
+        assert list(thread_list(workspace_id=other.pk)) == []
+    user = UserFactory()
+    with workspace_context(workspace):
+        MembershipFactory(workspace=workspace, user=user)
+    client.force_login(user)
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("threads:list", kwargs={"workspace_slug": workspace.slug}))
+    assert b"Ours" in page.content and b"Theirs" not in page.content
+    listing = [q["sql"] for q in captured.captured_queries if 'FROM "threads_thread"' in q["sql"]]
+    assert len(listing) == 1 and f'"threads_thread"."workspace_id" = {workspace.pk}' in listing[0]
