@@ -250,6 +250,41 @@ def use_database(db: str) -> None:
     connections["default"].settings_dict["NAME"] = db
 
 
+def reused(total: int, workspaces: int) -> dict | None:
+    """What the measurements need of a size's database left by an earlier run (``--reuse``),
+    or None when there is none to reuse. Import and extraction figures are not known again."""
+    import psycopg
+    from django.contrib.auth import get_user_model
+
+    from bench._benchdb import owner_dsn
+    from workspaces.models import Workspace
+
+    db = f"{BENCH_DB}_{total}"
+    with psycopg.connect(owner_dsn("postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone():
+            return None
+    use_database(db)
+    workspace = Workspace.objects.filter(slug="scale-00").first()
+    reviewer = get_user_model().objects.filter(username="scale-reviewer").first()
+    if workspace is None or reviewer is None or Workspace.objects.count() != workspaces:
+        return None
+    ids = list(Workspace.objects.order_by("pk").values_list("pk", flat=True))
+    log(f"reusing {db} (import and extraction figures are those of the run that built it)")
+    return {
+        "db": db,
+        "messages": total,
+        "threads": _count_all(ids, "threads", "Thread"),
+        "slug": workspace.slug,
+        "workspace_id": workspace.pk,
+        "import_seconds": float("nan"),
+        "extract_seconds": float("nan"),
+        "jobs": _count_all(ids, "jobs", "Job", status__in=["succeeded", "failed"]),
+        "items": _count_all(ids, "review", "ReviewItem"),
+        "reviewer": reviewer,
+        "workspace_messages": _count_all([workspace.pk], "threads", "Message"),
+    }
+
+
 def populate(total: int, workspaces: int, processes: int) -> dict:
     """Workspaces, deals, mail, extraction in a database of their own; returns what the measurements need."""
     from django.contrib.auth import get_user_model
@@ -690,6 +725,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30, help="Requests per page after the warm-up.")
     parser.add_argument("--rls-reps", type=int, default=10, help="Runs of each query per round (three rounds).")
     parser.add_argument("--churn-seconds", type=float, default=3600, help="Queue churn (default an hour).")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Measure the databases an earlier run of these sizes left (after a change to the pages), no import.",
+    )
     parser.add_argument("--smoke", action="store_true", help="Every phase once: 300 messages, 2 workspaces.")
     args = parser.parse_args()
     if args.smoke:
@@ -711,7 +751,8 @@ def run(args) -> None:
     infos = []
     for total in sorted({args.baseline, args.messages}):
         log(f"== {total:,} messages")
-        infos.append(populate(total, args.workspaces, args.processes))
+        info = reused(total, args.workspaces) if args.reuse else None
+        infos.append(info or populate(total, args.workspaces, args.processes))
     log(
         "pages of the largest workspace, "
         + ", ".join(f"{i['workspace_messages']:,} of {i['messages']:,} messages" for i in infos)
