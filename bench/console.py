@@ -7,12 +7,13 @@ of the 100,000-item figures to the 1,000-item ones is what matters: keyset pagin
 the (workspace, status, created_at) index should keep it near 1.
 
 Run: `.venv/bin/python bench/console.py` (about two minutes; uses its own database,
-threadline_bench_console, on the same server).
+threadline_bench_console, on the same server). `--smoke`: 100 and 1,000 items, a few
+requests per page, in seconds; it fails (exit status 1) if a page does not answer 200.
 """
 
+import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,15 @@ SCALES = (1_000, 100_000)
 
 
 def main() -> None:
-    _prepare_database()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="Seconds: 100 and 1,000 items, 5 requests a page.")
+    args = parser.parse_args()
+    global REQUESTS, SCALES
+    if args.smoke:
+        REQUESTS, SCALES = 5, (100, 1_000)
+    from bench._benchdb import database_recreate
+
+    database_recreate(BENCH_DB)
     import django
 
     django.setup()
@@ -53,41 +62,33 @@ def main() -> None:
         print(
             f"  {scale:>7} items: " + ", ".join(f"{n} p50 {results[(scale, n)][0]:.1f} ms" for n in pages), flush=True
         )
-    print("\npage             | p50 ms @1k | p95 ms @1k | p50 ms @100k | p95 ms @100k | ratio p50 (100k / 1k)")
-    print("-----------------|------------|------------|--------------|--------------|----------------------")
+    small_n, large_n = (f"@{n // 1000}k" if n >= 1000 else f"@{n}" for n in SCALES)
+    heads = [f"p50 ms {small_n}", f"p95 ms {small_n}", f"p50 ms {large_n}", f"p95 ms {large_n}"]
+    print(
+        f"\n{'page':<16} | " + " | ".join(f"{h:>12}" for h in heads) + f" | ratio p50 ({large_n[1:]} / {small_n[1:]})"
+    )
+    print("-" * 17 + "|--------------" * 4 + "|----------------------")
     for name in ("queue", "queue, filtered", "item"):
         small, large = results[(SCALES[0], name)], results[(SCALES[1], name)]
         print(
-            f"{name:<16} | {small[0]:>10.1f} | {small[1]:>10.1f} | {large[0]:>12.1f} | {large[1]:>12.1f} | {large[0] / small[0]:>10.2f}"
+            f"{name:<16} | {small[0]:>12.1f} | {small[1]:>12.1f} | {large[0]:>12.1f} | {large[1]:>12.1f} | {large[0] / small[0]:>10.2f}"
         )
 
 
 def _time(client, url: str) -> tuple[float, float]:
     for _ in range(5):
-        assert client.get(url).status_code == 200, url
+        response = client.get(url)
+        if response.status_code != 200:
+            sys.exit(f"console bench: {url} answered {response.status_code}, not 200")
     samples = []
     for _ in range(REQUESTS):
         started = time.perf_counter()
         response = client.get(url)
         samples.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
+        if response.status_code != 200:
+            sys.exit(f"console bench: {url} answered {response.status_code}, not 200")
     samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
-
-
-def _prepare_database() -> None:
-    import psycopg
-
-    from config import settings as cfg
-
-    owner = cfg.DATABASE_OWNER
-    dsn = f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']}" + (
-        f" password={owner['PASSWORD']}" if owner.get("PASSWORD") else ""
-    )
-    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
 
 
 def _populate(scale: int) -> str:
@@ -104,40 +105,28 @@ def _populate(scale: int) -> str:
         membership_add(workspace=workspace, user=UserFactory(username=f"reviewer-{slug}"), role="reviewer")
         with workspace_context(workspace), connection.cursor() as cursor:
             cursor.execute(_POPULATE_SQL, {"ws": workspace.pk, "threads": scale // 10, "items": scale})
-    _vacuum()
+    from bench._benchdb import vacuum
+
+    vacuum(BENCH_DB)
     return slugs[0]
-
-
-def _vacuum() -> None:
-    """What autovacuum does in production soon after a bulk load: statistics and the
-    visibility map (without it, index-only scans read every heap row). As the owner: the
-    app role may not vacuum tables it does not own."""
-    import psycopg
-
-    from config import settings as cfg
-
-    owner = cfg.DATABASE_OWNER
-    dsn = f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']} dbname={BENCH_DB}" + (
-        f" password={owner['PASSWORD']}" if owner.get("PASSWORD") else ""
-    )
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE)")
 
 
 # One statement per table; every row carries the workspace, so row-level security checks it.
 _POPULATE_SQL = """
-INSERT INTO threads_thread (workspace_id, subject, primary_contact_email, status, participants, message_count,
-                            first_message_at, last_message_at, created_at, updated_at)
-SELECT %(ws)s, 'Bench thread ' || n, 'buyer' || n || '@example.com', 'open', ARRAY['buyer' || n || '@example.com'], 1,
+INSERT INTO threads_thread (workspace_id, subject, base_subject, primary_contact_email, status, participants,
+                            message_count, first_message_at, last_message_at, created_at, updated_at)
+SELECT %(ws)s, 'Bench thread ' || n, 'bench thread ' || n, 'buyer' || n || '@example.com', 'open',
+       ARRAY['buyer' || n || '@example.com'], 1,
        now(), now(), now() - n * interval '1 minute', now()
 FROM generate_series(1, %(threads)s) AS n;
 
-INSERT INTO threads_message (workspace_id, thread_id, message_id, in_reply_to, references_json, subject, from_email,
-                             from_name, to_json, cc_json, sent_at, text, html, reply_text, headers_json, raw, raw_sha256,
-                             raw_size, parse_status, parse_error, source, created_at)
-SELECT t.workspace_id, t.id, 'bench-' || t.id || '@example.com', '', '[]', t.subject, t.primary_contact_email, 'Buyer',
-       '[]', '[]', now(), 'Our budget is $40,000 for this year.', '', 'Our budget is $40,000 for this year.', '{}',
-       'x'::bytea, repeat('0', 64), 1, 'parsed', '', 'bench', now()
+INSERT INTO threads_message (workspace_id, thread_id, message_id, in_reply_to, in_reply_to_json, references_json,
+                             related_ids, subject, base_subject, participants, from_email, from_name, to_json, cc_json,
+                             sent_at, text, html, reply_text, headers_json, raw, raw_sha256, raw_size, parse_status,
+                             parse_error, source, folder, created_at)
+SELECT t.workspace_id, t.id, 'bench-' || t.id || '@example.com', '', '[]', '[]', '{}', t.subject, t.base_subject,
+       t.participants, t.primary_contact_email, 'Buyer', '[]', '[]', now(), 'Our budget is $40,000 for this year.', '',
+       'Our budget is $40,000 for this year.', '{}', 'x'::bytea, repeat('0', 64), 1, 'parsed', '', 'bench', '', now()
 FROM threads_thread t WHERE t.workspace_id = %(ws)s;
 
 INSERT INTO extraction_extractionrun (workspace_id, thread_id, schema_id, schema_version, extractor, model, status, error,
@@ -151,8 +140,9 @@ SELECT r.workspace_id, r.id, r.thread_id, 'budget', '{"amount": 40000, "currency
        '[]', true, 'proposed', now()
 FROM extraction_extractionrun r, generate_series(1, 10) AS k WHERE r.workspace_id = %(ws)s;
 
-INSERT INTO review_reviewitem (workspace_id, thread_id, field_value_id, reason, status, payload_json, version, created_at)
-SELECT v.workspace_id, v.thread_id, v.id,
+INSERT INTO review_reviewitem (workspace_id, thread_id, field_value_id, subject_key, skipped_by, reason, status,
+                               payload_json, version, created_at)
+SELECT v.workspace_id, v.thread_id, v.id, 'field_value:' || v.id, '{}',
        (ARRAY['low_confidence', 'always_review', 'ungrounded', 'conflict', 'audit_sample'])[1 + v.id %% 5],
        CASE WHEN v.id %% 3 = 0 THEN 'approved' ELSE 'open' END,
        jsonb_build_object('field', 'budget', 'proposed_value', v.field_value_json, 'confidence', 0.6, 'evidence', '[]'::jsonb),

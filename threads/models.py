@@ -136,6 +136,27 @@ class MessageReference(TenantModel):
         return f"{self.message_id} -> {self.ref_id}"
 
 
+class ThreadTerm(TenantModel):
+    """One word a thread can be found by (of its subject, or a participant's address), kept by a
+    trigger on threads_thread (threads/sql/thread_terms.sql): thread search finds threads by
+    these with a btree range per word. Not an ILIKE over the threads: under row-level security
+    neither a trigram nor a full-text index can serve a search (their operators are not
+    leakproof), while the range comparisons on text are."""
+
+    # No Django cascade: the database's ON DELETE CASCADE removes a thread's terms with it.
+    thread = models.ForeignKey(Thread, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    term = models.CharField(max_length=200, db_collation="C")
+
+    class Meta:
+        indexes = [
+            # Thread search: the threads with a word starting with the query's (threads/selectors.py).
+            models.Index(fields=["workspace", "term", "thread"], name="threadterm_ws_term"),
+        ]
+
+    def __str__(self):
+        return f"{self.thread_id}: {self.term}"
+
+
 class InboundToken(TenantModel):
     """The secret of a workspace's HTTP inbound endpoint, kept only as its sha256."""
 

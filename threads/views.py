@@ -56,7 +56,7 @@ def thread_list_view(request, workspace_slug):
     query = request.GET.get("q", "")[:200]
     page = _page_number(request)
     start = (page - 1) * PAGE_SIZE
-    rows = list(thread_list(query=query)[start : start + PAGE_SIZE + 1])
+    rows = list(thread_list(workspace_id=request.workspace.pk, query=query)[start : start + PAGE_SIZE + 1])
     context = {
         "threads": rows[:PAGE_SIZE],
         "query": query,

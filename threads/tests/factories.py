@@ -11,6 +11,7 @@ from threads.models import (
     MessageConflict,
     MessageReference,
     Thread,
+    ThreadTerm,
 )
 from workspaces.tests.factories import WorkspaceFactory
 
@@ -67,6 +68,17 @@ class MessageReferenceFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     message = factory.SubFactory(MessageFactory, workspace=factory.SelfAttribute("..workspace"))
     ref_id = "parent@factory.example"
+
+
+class ThreadTermFactory(factory.django.DjangoModelFactory):
+    """A term beside those the trigger keeps (for the RLS matrix; search reads them all)."""
+
+    class Meta:
+        model = ThreadTerm
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    thread = factory.SubFactory(ThreadFactory, workspace=factory.SelfAttribute("..workspace"))
+    term = "factoryterm"
 
 
 class InboundTokenFactory(factory.django.DjangoModelFactory):
