@@ -56,9 +56,13 @@ def queue_fetch(name: str, params: dict) -> list[tuple]:
             return fetch(name, params)
     connection.ensure_connection()
     statement = sql.SQL("SET LOCAL ROLE {}; ").format(sql.Identifier(settings.DATABASE_QUEUE_ROLE))
+    if settings.JOBS_ASYNC_COMMIT:
+        statement += sql.SQL("SET LOCAL synchronous_commit = off; ")
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
         cursor.execute(statement + sql.SQL(query(name)), params)
         cursor.nextset()  # past the SET's empty result
+        if settings.JOBS_ASYNC_COMMIT:
+            cursor.nextset()
         return cursor.fetchall()
 
 
@@ -90,6 +94,12 @@ def begin_with_configs(values: dict[str, str]) -> None:
             raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 
+_ASYNC_IF_UNWRITTEN = sql.SQL(
+    "SELECT set_config('synchronous_commit', CASE WHEN pg_current_xact_id_if_assigned() IS NULL"
+    " THEN 'off' ELSE current_setting('synchronous_commit') END, true)"
+)
+
+
 def commit_with(statements: list[tuple[str, dict, bool]]) -> list[list[tuple]]:
     """Run named queries and COMMIT, all in one simple-query message (one round trip).
 
@@ -99,9 +109,18 @@ def commit_with(statements: list[tuple[str, dict, bool]]) -> list[list[tuple]]:
     finish whose lease is lost raises), PostgreSQL skips the rest of the message, COMMIT
     included, and the error comes back here; the caller's atomic block then rolls back.
     Returns each statement's rows. Call it last inside an outermost ``transaction.atomic()``.
+
+    With ``JOBS_ASYNC_COMMIT``, a transaction that has written nothing before these statements
+    (no transaction id yet: the handler wrote nothing, or it committed its own writes)
+    commits without waiting for the WAL flush. What it holds is queue bookkeeping only, and
+    WAL is flushed in order, so a server crash can lose it only together with every later
+    commit: the job is then found unfinished and runs again, as delivery at least once
+    allows. A transaction with the handler's writes commits as the server is configured.
     """
     role = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(settings.DATABASE_QUEUE_ROLE))
     parts, params, rows_at = [], {}, []
+    if settings.JOBS_ASYNC_COMMIT:
+        parts.append(_ASYNC_IF_UNWRITTEN)
     for name, values, as_queue_role in statements:
         if as_queue_role:
             parts.append(role)

@@ -165,7 +165,6 @@ class Worker:
                 try:
                     if not self._step():
                         break
-                    self._outage_over()
                 except DatabaseError as exc:
                     # The database went away or restarted: one line when that starts, none per
                     # try, then reconnect with a capped, jittered exponential backoff (and LISTEN
@@ -191,8 +190,10 @@ class Worker:
         """Run one claimed job, or claim, or wait; False when a batch run is drained."""
         if not self._claimed:
             self._claimed.extend(self.claim(self._claim_limit()))
+            self._outage_over()  # a claim went through: the database is there
         if self._claimed:
             self.run_job(self._claimed.popleft())
+            self._outage_over()
         elif self.batch:
             return False
         else:
