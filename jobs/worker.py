@@ -4,12 +4,15 @@ One process runs one job at a time; scaling is more processes, here or on other 
 coordinating only through PostgreSQL. A round:
 
 1. **Claim** up to ``prefetch`` jobs in one short transaction as the queue role
-   (``claim_jobs``): due queued jobs and running jobs whose lease ran out.
+   (``claim_jobs``): due queued jobs and running jobs whose lease ran out. Only the job run
+   first is started (its attempt charged); each later one is started just before it runs,
+   by the message that finishes the one before it, so a worker that dies holding
+   prefetched jobs charges them nothing.
 2. **Run** each in ``workspace_context(job.workspace_id)`` as the app role. The fenced
    ``finish_job`` update is the last statement of the handler's own transaction: the
    handler's writes and "succeeded" commit together, and a worker that lost its lease
-   matches nothing and rolls its writes back. (A handler already runs in one transaction
-   for its workspace context; ending it with the finish costs one short row lock.)
+   matches nothing (which raises) and rolls its writes back. The transaction costs two
+   round trips: BEGIN with its settings, then finish, next start and COMMIT.
    A task registered with ``atomic=False`` (one that waits on the network) runs outside
    any transaction, committing its own short ``workspace_context`` blocks; the finish
    then runs in its own short transaction, and a worker that lost its lease just fails to
@@ -20,6 +23,8 @@ coordinating only through PostgreSQL. A round:
    third of a lease, so long jobs keep theirs and only a dead or stuck worker loses them.
 5. Idle: wait on LISTEN for ``enqueue``'s NOTIFY, at most ``poll_seconds``, then claim
    again; without LISTEN (a pooler in transaction mode) the poll alone keeps it working.
+6. The database gone: one WARNING line, reconnect with a capped, jittered backoff, and once
+   a round goes through, LISTEN again and one INFO line.
 
 SIGTERM/SIGINT: stop claiming, let the current job finish within ``shutdown_timeout``
 (then interrupt it), and release the claimed jobs that were not started. A second signal
