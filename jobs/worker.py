@@ -304,6 +304,8 @@ class Worker:
             self.processed += 1
         seconds = time.monotonic() - started
         self._avg_seconds = seconds if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * seconds
+        if not log.isEnabledFor(logging.INFO):
+            return outcome
         log.info(
             "job %s",
             json.dumps(
@@ -637,7 +639,7 @@ class _Heartbeat(threading.Thread):
         try:
             while not self._stop_event.wait(self.worker.lease_seconds / 3):
                 try:
-                    self.worker.heartbeat()
+                    self._beat()
                 except DatabaseError as exc:  # an outage: one line for it, from whoever sees it first
                     self.worker._outage_begin(exc)
                     connection.close()
@@ -646,6 +648,15 @@ class _Heartbeat(threading.Thread):
                     connection.close()
         finally:
             connection.close()
+
+    def _beat(self):
+        """A heartbeat; a connection broken since the last one (the server restarted meanwhile)
+        is replaced once at once, and only a failure on a fresh connection is an outage."""
+        try:
+            self.worker.heartbeat()
+        except DatabaseError:
+            connection.close()
+            self.worker.heartbeat()
 
     def stop(self):
         self._stop_event.set()

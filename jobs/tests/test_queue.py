@@ -478,12 +478,18 @@ def test_a_worker_whose_connections_are_terminated_listens_again(workspace, make
         thread = _run_in_thread(worker)
         assert _until(lambda: worker._listener is not None, 10)
         time.sleep(0.5)  # idle, on LISTEN
+        others = (
+            "FROM pg_stat_activity WHERE usename = current_user AND datname = current_database()"
+            " AND pid NOT IN (pg_backend_pid(), %s)"
+        )
+        listener = worker._listener.info.backend_pid
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE usename = current_user AND datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            # its other connections first (gone before the listener goes), so that the outage
+            # the listener reports is the one the next claim finds too, as in a restart
+            cursor.execute(f"SELECT count(pg_terminate_backend(pid)) {others}", [listener])  # noqa: S608
             assert cursor.fetchone()[0] >= 1
+            assert _until(lambda: not _count(cursor, f"SELECT count(*) {others}", [listener]), 10)  # noqa: S608
+            cursor.execute("SELECT pg_terminate_backend(%s)", [listener])
         assert _until(lambda: any("database back" in r.getMessage() for r in caplog.records), 15)
         assert _until(lambda: worker._listener is not None, 5)
         time.sleep(0.3)
@@ -494,6 +500,11 @@ def test_a_worker_whose_connections_are_terminated_listens_again(workspace, make
     outage = [r.levelname for r in caplog.records if "database" in r.getMessage()]
     assert outage == ["WARNING", "INFO"], [r.getMessage() for r in caplog.records]
     assert not any(r.exc_info for r in caplog.records)
+
+
+def _count(cursor, statement, params) -> int:
+    cursor.execute(statement, params)
+    return cursor.fetchone()[0]
 
 
 def _until(predicate, timeout, step=0.05):
