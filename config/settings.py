@@ -190,6 +190,10 @@ JOBS_PREFETCH = env.int("JOBS_PREFETCH", default=10)
 JOBS_SHUTDOWN_TIMEOUT = env.float("JOBS_SHUTDOWN_TIMEOUT", default=30.0)
 JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
 JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
+# Queue bookkeeping that carries no handler write (claims, starts, heartbeats, releases, the
+# finish of a job whose handler wrote nothing in it) commits without waiting for the WAL
+# flush; a server crash can then only make a job run again (jobs/README.md, Storage).
+JOBS_ASYNC_COMMIT = env.bool("JOBS_ASYNC_COMMIT", default=True)
 # A worker keeps its connection this long (seconds) instead of DATABASE_CONN_MAX_AGE.
 JOBS_CONN_MAX_AGE = env.int("JOBS_CONN_MAX_AGE", default=600)
 # Task modules imported besides every installed app's tasks.py (the worker tests add theirs).

@@ -22,6 +22,9 @@ class Job(TenantModel):
     locked_at = models.DateTimeField(null=True, blank=True)
     locked_by = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when the current attempt started (its handler was about to run), NULL while a job
+    # is only claimed: an unstarted claim whose worker died is charged no attempt.
+    started_at = models.DateTimeField(null=True, blank=True)
     # NULL, not "": the partial unique constraint must ignore jobs without a key.
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     # A coalescing enqueue that found this job running asks for one more run at this time:

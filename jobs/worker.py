@@ -4,12 +4,15 @@ One process runs one job at a time; scaling is more processes, here or on other 
 coordinating only through PostgreSQL. A round:
 
 1. **Claim** up to ``prefetch`` jobs in one short transaction as the queue role
-   (``claim_jobs``): due queued jobs and running jobs whose lease ran out.
+   (``claim_jobs``): due queued jobs and running jobs whose lease ran out. Only the job run
+   first is started (its attempt charged); each later one is started just before it runs,
+   by the message that finishes the one before it, so a worker that dies holding
+   prefetched jobs charges them nothing.
 2. **Run** each in ``workspace_context(job.workspace_id)`` as the app role. The fenced
    ``finish_job`` update is the last statement of the handler's own transaction: the
    handler's writes and "succeeded" commit together, and a worker that lost its lease
-   matches nothing and rolls its writes back. (A handler already runs in one transaction
-   for its workspace context; ending it with the finish costs one short row lock.)
+   matches nothing (which raises) and rolls its writes back. The transaction costs two
+   round trips: BEGIN with its settings, then finish, next start and COMMIT.
    A task registered with ``atomic=False`` (one that waits on the network) runs outside
    any transaction, committing its own short ``workspace_context`` blocks; the finish
    then runs in its own short transaction, and a worker that lost its lease just fails to
@@ -20,6 +23,8 @@ coordinating only through PostgreSQL. A round:
    third of a lease, so long jobs keep theirs and only a dead or stuck worker loses them.
 5. Idle: wait on LISTEN for ``enqueue``'s NOTIFY, at most ``poll_seconds``, then claim
    again; without LISTEN (a pooler in transaction mode) the poll alone keeps it working.
+6. The database gone: one WARNING line, reconnect with a capped, jittered backoff, and once
+   a round goes through, LISTEN again and one INFO line.
 
 SIGTERM/SIGINT: stop claiming, let the current job finish within ``shutdown_timeout``
 (then interrupt it), and release the claimed jobs that were not started. A second signal
@@ -40,7 +45,7 @@ import traceback
 import uuid
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -55,6 +60,8 @@ log = logging.getLogger("jobs.worker")
 
 ERROR_LIMIT = 4000  # characters of error and traceback kept on the job row
 PREFETCH_SECONDS = 0.5  # at most about this much work is claimed ahead (see _claim_limit)
+RECONNECT_BASE_SECONDS = 0.2  # first pause after the database went away; doubles per try
+RECONNECT_MAX_SECONDS = 10.0  # ... up to this, jittered (see reconnect_delay)
 
 
 class LeaseLost(Exception):
@@ -79,9 +86,10 @@ class ClaimedJob:
     workspace_id: int
     task: str
     payload: dict
-    attempt: int
+    attempt: int  # the job's attempts as this worker's lease has it (the fence)
     max_attempts: int
     priority: int = 0
+    started: bool = False  # attempt counts this run; a claimed job is started just before it runs
 
 
 def retry_delay(attempt: int, *, base: float, cap: float, rng=random) -> float:
@@ -90,6 +98,15 @@ def retry_delay(attempt: int, *, base: float, cap: float, rng=random) -> float:
     do not retry together, while the wait still grows with every attempt."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return rng.uniform(ceiling / 2, ceiling)
+
+
+def reconnect_delay(
+    tries: int, *, base: float = RECONNECT_BASE_SECONDS, cap: float = RECONNECT_MAX_SECONDS, rng=random
+):
+    """Seconds to wait before reconnecting for the ``tries``-th time in an outage: exponential
+    from ``base``, capped at ``cap``, with equal jitter so that workers do not all knock at
+    once when the server comes back."""
+    return retry_delay(tries, base=base, cap=cap, rng=rng)
 
 
 class Worker:
@@ -126,6 +143,9 @@ class Worker:
         self._alarm_reason = "timeout"
         self._in_handler = False
         self._listener = None
+        self._outage_lock = threading.Lock()
+        self._outage_since: float | None = None  # monotonic time the database went away
+        self._outage_tries = 0
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -150,14 +170,16 @@ class Worker:
                 try:
                     if not self._step():
                         break
-                except DatabaseError:
-                    # The database went away or restarted: log, reconnect after a pause, go on.
-                    # Whatever this worker had claimed comes back when its lease runs out.
-                    log.exception("worker %s: database error, retrying in %ss", self.worker_id, self.poll_seconds)
+                except DatabaseError as exc:
+                    # The database went away or restarted: one line when that starts, none per
+                    # try, then reconnect with a capped, jittered exponential backoff (and LISTEN
+                    # again, _outage_over). What this worker had claimed stays claimed; a lease
+                    # that ran out meanwhile is another worker's, and its fence says so.
                     connection.close()
                     if self.batch:
                         raise
-                    self._wait()
+                    self._outage_begin(exc)
+                    self._pause(reconnect_delay(self._outage_tries))
         except WorkerExit:
             log.warning("worker %s: second signal, exiting now", self.worker_id)
         finally:
@@ -173,8 +195,10 @@ class Worker:
         """Run one claimed job, or claim, or wait; False when a batch run is drained."""
         if not self._claimed:
             self._claimed.extend(self.claim(self._claim_limit()))
+            self._outage_over()  # a claim went through: the database is there
         if self._claimed:
             self.run_job(self._claimed.popleft())
+            self._outage_over()
         elif self.batch:
             return False
         else:
@@ -184,8 +208,8 @@ class Worker:
             self._wait()
         return True
 
-    def _reached_max(self) -> bool:
-        return self.max_jobs is not None and self.processed >= self.max_jobs
+    def _reached_max(self, extra: int = 0) -> bool:
+        return self.max_jobs is not None and self.processed + extra >= self.max_jobs
 
     def _claim_limit(self) -> int:
         """Prefetch only what this worker can start soon: about ``PREFETCH_SECONDS`` of work at
@@ -215,6 +239,22 @@ class Worker:
             self._held.update((j.id, j.attempt) for j in jobs)
         return jobs
 
+    def start(self, job: ClaimedJob) -> ClaimedJob | None:
+        """Start a claimed job (charge its attempt) just before it runs; None if the claim was lost."""
+        params = {"start_id": job.id, "start_attempt": job.attempt, "worker": self.worker_id}
+        rows = db.queue_fetch("start_job", {**params, "lease_seconds": self.lease_seconds})
+        return self._started(job, rows)
+
+    def _started(self, job: ClaimedJob, rows) -> ClaimedJob | None:
+        if not rows:
+            self._forget([job.id])
+            return None
+        started = replace(job, attempt=rows[0][1], started=True)
+        with self._held_lock:
+            if job.id in self._held:
+                self._held[job.id] = started.attempt
+        return started
+
     def heartbeat(self) -> set[int]:
         """Extend every lease this worker holds; forget (and return) those it lost.
 
@@ -233,9 +273,10 @@ class Worker:
                 held.pop(current.id)
         if not held:
             return set()
-        params = {"ids": list(held), "attempts": list(held.values()), "worker": self.worker_id}
-        kept = {row[0] for row in db.queue_fetch("heartbeat", {**params, "lease_seconds": self.lease_seconds})}
-        lost = set(held) - kept
+        params = {"ids": list(held), "worker": self.worker_id, "lease_seconds": self.lease_seconds}
+        kept = {row[0] for row in db.queue_fetch("heartbeat", params)}
+        with self._held_lock:  # a job that finished meanwhile was not lost
+            lost = (set(held) - kept) & set(self._held)
         if lost:
             log.warning("worker %s lost the lease of jobs %s", self.worker_id, sorted(lost))
             self._forget(lost)
@@ -263,6 +304,8 @@ class Worker:
             self.processed += 1
         seconds = time.monotonic() - started
         self._avg_seconds = seconds if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * seconds
+        if not log.isEnabledFor(logging.INFO):
+            return outcome
         log.info(
             "job %s",
             json.dumps(
@@ -280,26 +323,30 @@ class Worker:
         return outcome
 
     def _run(self, job: ClaimedJob) -> str:
+        if not job.started:
+            if job.attempt >= job.max_attempts:
+                # Reclaimed after its last attempt's worker died (a crash, OOM, kill -9).
+                return self._fail(job, "the worker running the last attempt was lost (lease expired)")
+            job = self.start(job)
+            if job is None:
+                return "lease_lost"
         spec = task_get(job.task)
         if spec is None:
             return self._fail(job, f"no task named {job.task!r} is registered in this worker")
-        if job.attempt > job.max_attempts:
-            # Reclaimed after its last attempt's worker died (a crash, OOM, kill -9).
-            return self._fail(job, "the worker running the last attempt was lost (lease expired)")
         committed = False
         try:
             with self._deadline(spec.timeout):
                 if spec.atomic:
-                    with self._job_context(job, spec.timeout):
+                    with self._job_context(job, spec.timeout) as fast:
                         spec.func(job.payload, job=job)
-                        self._finish(job)
+                        self._finish(job, commit=fast)
                         committed = True
                 else:
                     # The handler commits its own short transactions (never one held open
                     # across a network call); the fenced finish is a transaction of its own.
                     spec.func(job.payload, job=job)
-                    with workspace_context(job.workspace_id):
-                        self._finish(job)
+                    with self._job_context(job, spec.timeout) as fast:
+                        self._finish(job, commit=fast)
                     committed = True
         except LeaseLost:
             return "lease_lost"
@@ -315,9 +362,42 @@ class Worker:
             return self._fail(job, _describe(exc))
         return "succeeded"
 
-    def _finish(self, job: ClaimedJob) -> None:
-        if not db.fetch("finish_job", {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}):
-            raise LeaseLost(job.id)
+    def _finish(self, job: ClaimedJob, *, commit: bool) -> None:
+        """The fenced finish, the last statement of the job's transaction. With ``commit`` (the
+        transaction is the worker's own, not nested in a caller's), the finish, the start of
+        the next claimed job and the COMMIT go as one message: a job then costs two round
+        trips (this one and the BEGIN of its transaction), and starting the next one none."""
+        params = {"id": job.id, "worker": self.worker_id, "attempt": job.attempt}
+        following = self._next_to_start() if commit else None
+        try:
+            if not commit:
+                db.fetch("finish_job", params)
+                return
+            statements = [("finish_job", params, False)]
+            if following is not None:
+                start = {"start_id": following.id, "start_attempt": following.attempt}
+                statements.append(("start_job", {**start, "lease_seconds": self.lease_seconds}, True))
+            results = db.commit_with(statements)
+        except DatabaseError as exc:
+            if db.is_lease_lost(exc):
+                raise LeaseLost(job.id) from exc
+            raise
+        if following is not None:
+            started = self._started(following, results[1])
+            if self._claimed and self._claimed[0].id == following.id:
+                if started is None:
+                    self._claimed.popleft()
+                else:
+                    self._claimed[0] = started
+
+    def _next_to_start(self) -> ClaimedJob | None:
+        """The claimed job this worker runs next, if it should be started with this finish."""
+        if not self._claimed or self.stopping or self._reached_max(extra=1):
+            return None
+        following = self._claimed[0]
+        if following.started or following.attempt >= following.max_attempts:
+            return None
+        return following
 
     def _fail(self, job: ClaimedJob, error: str) -> str:
         """Record a failed attempt: retry later, or "failed" with a review item."""
@@ -352,16 +432,19 @@ class Worker:
     def _job_context(self, job: ClaimedJob, timeout: float):
         """The handler's transaction: the job's workspace context, with the task's timeout as
         the statement timeout. It is what ``workspace_context`` sets; at the top level there
-        is no outer workspace to save and restore, so one statement sets both (inside an
-        outer transaction, as in some tests, workspace_context itself is used)."""
+        is no outer workspace to save and restore, so the BEGIN and both settings go in one
+        round trip, and the context yields True: the finish may COMMIT in its own message
+        (_finish). Inside an outer transaction (some tests) workspace_context itself is used,
+        and it yields False."""
         if connection.in_atomic_block:
             with workspace_context(job.workspace_id):
                 _set_configs({"statement_timeout": f"{int(timeout * 1000)}ms"})
-                yield
+                yield False
             return
         with transaction.atomic():
-            _set_configs({WORKSPACE_SETTING: str(job.workspace_id), "statement_timeout": f"{int(timeout * 1000)}ms"})
-            yield
+            configs = {WORKSPACE_SETTING: str(job.workspace_id), "statement_timeout": f"{int(timeout * 1000)}ms"}
+            db.begin_with_configs(configs)
+            yield True
 
     def _keep_connection(self):
         """Keep this process's connections open between jobs (Django's default max age of 0
@@ -398,6 +481,49 @@ class Worker:
             connection.close()
             return None
 
+    # --- outages: one line when the database goes away, one when it is back ----------------
+
+    def _outage_begin(self, exc: BaseException) -> None:
+        """The database (or the connection to it) failed: log once per outage, count the try."""
+        with self._outage_lock:
+            self._outage_tries += 1
+            if self._outage_since is not None:
+                return
+            self._outage_since = time.monotonic()
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        log.warning(
+            "worker %s: database unavailable (%s: %s); reconnecting with backoff (at most %ss apart)",
+            self.worker_id,
+            type(exc).__name__,
+            reason[:300],
+            RECONNECT_MAX_SECONDS,
+        )
+
+    def _outage_over(self) -> None:
+        """The main loop's round went through: if it was an outage, LISTEN again and say so once."""
+        if self._outage_since is None:
+            return
+        if self.listen and not self.batch and self._listener is None:
+            self._listener = self._open_listener()
+        with self._outage_lock:
+            since, tries = self._outage_since, self._outage_tries
+            self._outage_since, self._outage_tries = None, 0
+        if since is None:
+            return
+        log.info(
+            "worker %s: database back after %.1fs (%s tries)%s",
+            self.worker_id,
+            time.monotonic() - since,
+            tries,
+            "; listening again" if self._listener is not None else "",
+        )
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless a stop signal comes first."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.1, remaining))
+
     # --- waiting: LISTEN/NOTIFY with polling as the fallback ---------------------------------
 
     def _open_listener(self):
@@ -409,7 +535,10 @@ class Worker:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(db.NOTIFY_CHANNEL)))
             return conn
         except psycopg.Error as exc:
-            log.warning("worker %s: LISTEN unavailable (%s); polling every %ss", self.worker_id, exc, self.poll_seconds)
+            if self._outage_since is None:  # in an outage, the outage's line says it all
+                log.warning(
+                    "worker %s: LISTEN unavailable (%s); polling every %ss", self.worker_id, exc, self.poll_seconds
+                )
             return None
 
     def _wait(self) -> None:
@@ -424,14 +553,20 @@ class Worker:
                 if list(self._listener.notifies(timeout=step, stop_after=1)):
                     list(self._listener.notifies(timeout=0))  # one wake-up for a burst
                     return
-            except Exception as exc:  # the listening connection broke: poll from now on
-                log.warning("worker %s: LISTEN connection lost (%s); polling", self.worker_id, exc)
+            except Exception as exc:
+                # The listening connection broke (the server restarted, most likely): close it
+                # and let the main loop find out; once a claim goes through again, the worker
+                # LISTENs again (_outage_over).
                 self._close_listener()
+                self._outage_begin(exc)
+                return
 
     def _close_listener(self) -> None:
         if self._listener is not None:
             try:
                 self._listener.close()
+            except Exception:  # noqa: S110 - a broken connection may fail to close; it is gone anyway
+                pass
             finally:
                 self._listener = None
 
@@ -504,12 +639,24 @@ class _Heartbeat(threading.Thread):
         try:
             while not self._stop_event.wait(self.worker.lease_seconds / 3):
                 try:
-                    self.worker.heartbeat()
+                    self._beat()
+                except DatabaseError as exc:  # an outage: one line for it, from whoever sees it first
+                    self.worker._outage_begin(exc)
+                    connection.close()
                 except Exception:
                     log.exception("worker %s: heartbeat failed", self.worker.worker_id)
                     connection.close()
         finally:
             connection.close()
+
+    def _beat(self):
+        """A heartbeat; a connection broken since the last one (the server restarted meanwhile)
+        is replaced once at once, and only a failure on a fresh connection is an outage."""
+        try:
+            self.worker.heartbeat()
+        except DatabaseError:
+            connection.close()
+            self.worker.heartbeat()
 
     def stop(self):
         self._stop_event.set()
@@ -524,7 +671,7 @@ def _set_configs(values: dict[str, str]) -> None:
 
 
 def _claimed(row) -> ClaimedJob:
-    job_id, workspace_id, task, payload, attempt, max_attempts, priority = row
+    job_id, workspace_id, task, payload, attempt, max_attempts, priority, started = row
     return ClaimedJob(
         job_id,
         workspace_id,
@@ -533,6 +680,7 @@ def _claimed(row) -> ClaimedJob:
         attempt,
         max_attempts,
         priority,
+        started,
     )
 
 

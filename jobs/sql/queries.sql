@@ -1,7 +1,8 @@
 -- Named queries of the job queue, loaded by jobs/sql/__init__.py. Each starts with a
 -- `-- name:` line and one comment saying what it is for; parameters are %(name)s.
--- A lease is (id, locked_by, attempts): claiming increments attempts, so every statement
--- that ends or extends a lease matches all three and status = 'running' (fencing).
+-- A lease is (id, locked_by, attempts): locked_by is unique to a worker process, and starting
+-- a job increments attempts, so every statement that starts, ends or releases a lease matches
+-- all three and status = 'running' (fencing); attempts counts the runs started, not claims.
 
 -- name: enqueue_job
 -- Insert one job and wake the workers: pg_notify inside the inserting transaction is delivered
@@ -35,51 +36,85 @@ RETURNING id, run_after, created_at, status, payload, priority, max_attempts, at
 -- Claim up to %(limit)s jobs of the given tasks in one round trip, as the queue role: first
 -- running jobs whose lease ran out (their worker died or hung; this is the recovery, no cron
 -- needed), then due queued jobs by priority. SKIP LOCKED lets concurrent workers take
--- disjoint rows without waiting on each other; attempts + 1 starts the new lease.
+-- disjoint rows without waiting on each other. A claim is not a start: only the job the
+-- worker runs first (highest priority, then lowest id, as the worker orders them) is
+-- started here (attempts + 1, started_at); the others are started one by one just before
+-- they run (start_job), so a worker that dies holding them charges them no attempt. A job
+-- whose attempts are used up is not started: the worker fails it as lost.
 WITH expired AS (
-    SELECT id FROM jobs_job
+    SELECT id, priority FROM jobs_job
     WHERE status = 'running' AND lease_expires_at < now() AND task = ANY(%(tasks)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), due AS (
-    SELECT id FROM jobs_job
+    SELECT id, priority FROM jobs_job
     WHERE status = 'queued' AND run_after <= now() AND task = ANY(%(tasks)s)
     ORDER BY priority DESC, run_after, id
     LIMIT greatest(%(limit)s - (SELECT count(*) FROM expired), 0)
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id, priority FROM expired UNION ALL SELECT id, priority FROM due
+), first AS (
+    SELECT id FROM picked ORDER BY priority DESC, id LIMIT 1
 )
 UPDATE jobs_job AS job
-SET status = 'running', attempts = job.attempts + 1, locked_by = %(worker)s, locked_at = now(),
+SET status = 'running', locked_by = %(worker)s, locked_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s::float8),
+    attempts = job.attempts + CASE WHEN job.id = (SELECT id FROM first) AND job.attempts < job.max_attempts
+                                   THEN 1 ELSE 0 END,
+    started_at = CASE WHEN job.id = (SELECT id FROM first) AND job.attempts < job.max_attempts THEN now() END
+FROM picked
+WHERE job.id = picked.id
+RETURNING job.id, job.workspace_id, job.task, job.payload, job.attempts, job.max_attempts, job.priority,
+          job.started_at IS NOT NULL;
+
+-- name: start_job
+-- Start a claimed job just before it runs, as the queue role: its attempt is charged now,
+-- not at the claim, and its lease is renewed. Fenced by the claim (worker, attempts, not yet
+-- started); no row back means the claim was lost (reclaimed after its lease, or cancelled).
+-- The worker sends it in the same message as the previous job's finish when it can, so a
+-- start costs no round trip of its own (jobs/worker.py).
+UPDATE jobs_job
+SET attempts = attempts + 1, started_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s::float8)
-WHERE job.id IN (SELECT id FROM expired UNION ALL SELECT id FROM due)
-RETURNING job.id, job.workspace_id, job.task, job.payload, job.attempts, job.max_attempts, job.priority;
+WHERE id = %(start_id)s AND locked_by = %(worker)s AND attempts = %(start_attempt)s AND status = 'running'
+  AND started_at IS NULL AND attempts < max_attempts
+RETURNING id, attempts;
 
 -- name: heartbeat
 -- Extend the leases this worker still holds (the job running now and those claimed but not
--- started), as the queue role; the ids that come back are the leases still held.
+-- started), as the queue role; the ids that come back are the leases still held. Worker ids
+-- are unique per process, so locked_by alone says whose lease it is (a start that moves
+-- attempts meanwhile does not make a lease look lost).
 UPDATE jobs_job AS job
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s::float8)
-FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held(id, attempt)
-WHERE job.id = held.id AND job.attempts = held.attempt AND job.locked_by = %(worker)s
-  AND job.status = 'running'
+WHERE job.id = ANY(%(ids)s::bigint[]) AND job.locked_by = %(worker)s AND job.status = 'running'
 RETURNING job.id;
 
 -- name: finish_job
 -- Mark the job succeeded, in the handler's own transaction and workspace context, so that a
--- worker whose lease was taken over matches nothing and its handler's writes roll back.
+-- worker whose lease was taken over matches nothing and its handler's writes roll back:
+-- matching nothing raises (jobs_lease_lost, SQLSTATE TLJ01), which aborts the transaction
+-- even when the COMMIT is sent in the same message (jobs/worker.py).
 -- A job asked to run again while it ran (rerun_after) is queued again instead, due then,
 -- with its attempts back: it is a new run of the same work, not a retry.
-UPDATE jobs_job
-SET status = CASE WHEN rerun_after IS NULL THEN 'succeeded' ELSE 'queued' END,
-    finished_at = CASE WHEN rerun_after IS NULL THEN now() END,
-    run_after = coalesce(rerun_after, run_after),
-    attempts = CASE WHEN rerun_after IS NULL THEN attempts ELSE 0 END,
-    locked_by = CASE WHEN rerun_after IS NULL THEN locked_by ELSE '' END,
-    locked_at = CASE WHEN rerun_after IS NULL THEN locked_at END,
-    rerun_after = NULL, lease_expires_at = NULL
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'running'
-RETURNING id, status;
+WITH done AS (
+    UPDATE jobs_job
+    SET status = CASE WHEN rerun_after IS NULL THEN 'succeeded' ELSE 'queued' END,
+        finished_at = CASE WHEN rerun_after IS NULL THEN now() END,
+        run_after = coalesce(rerun_after, run_after),
+        attempts = CASE WHEN rerun_after IS NULL THEN attempts ELSE 0 END,
+        locked_by = CASE WHEN rerun_after IS NULL THEN locked_by ELSE '' END,
+        locked_at = CASE WHEN rerun_after IS NULL THEN locked_at END,
+        started_at = CASE WHEN rerun_after IS NULL THEN started_at END,
+        rerun_after = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'running'
+    RETURNING id, status
+)
+SELECT id, status FROM done
+UNION ALL
+SELECT %(id)s, jobs_lease_lost(%(id)s) WHERE NOT EXISTS (SELECT FROM done);
 
 -- name: fail_job
 -- Record a failed attempt: back to queued after %(delay_seconds)s (backoff with jitter) while
@@ -90,6 +125,7 @@ SET status = CASE WHEN job.attempts >= job.max_attempts THEN 'failed' ELSE 'queu
     run_after = CASE WHEN job.attempts >= job.max_attempts THEN job.run_after
                      ELSE greatest(now() + make_interval(secs => %(delay_seconds)s::float8), job.rerun_after) END,
     finished_at = CASE WHEN job.attempts >= job.max_attempts THEN now() END,
+    started_at = CASE WHEN job.attempts >= job.max_attempts THEN job.started_at END,
     last_error = %(error)s, locked_by = '', locked_at = NULL, lease_expires_at = NULL, rerun_after = NULL
 FROM (SELECT id, rerun_after FROM jobs_job WHERE id = %(id)s) AS before
 WHERE job.id = %(id)s AND before.id = job.id AND job.locked_by = %(worker)s AND job.attempts = %(attempt)s
@@ -98,10 +134,12 @@ RETURNING job.status, before.rerun_after, job.dedupe_key;
 
 -- name: release_jobs
 -- Give back jobs this worker claimed but will not run (shutdown), as the queue role: queued
--- again and due now, with the claim's attempt undone since the handler never ran to an end.
+-- again and due now. A started one has its attempt undone, since its handler never ran to an
+-- end; one never started was never charged.
 UPDATE jobs_job AS job
-SET status = 'queued', attempts = job.attempts - 1, run_after = now(),
-    locked_by = '', locked_at = NULL, lease_expires_at = NULL, rerun_after = NULL
+SET status = 'queued', attempts = job.attempts - CASE WHEN job.started_at IS NULL THEN 0 ELSE 1 END,
+    run_after = now(), locked_by = '', locked_at = NULL, lease_expires_at = NULL, rerun_after = NULL,
+    started_at = NULL
 FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held(id, attempt)
 WHERE job.id = held.id AND job.attempts = held.attempt AND job.locked_by = %(worker)s
   AND job.status = 'running'

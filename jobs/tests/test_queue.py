@@ -333,3 +333,186 @@ def test_prefetch_adapts_to_job_duration_unless_given(make_worker):
     assert worker._claim_limit() == 1  # long jobs: one at a time, the rest stay for other workers
     assert make_worker(prefetch=4)._claim_limit() == 4
     assert make_worker(prefetch=4, max_jobs=3)._claim_limit() == 3
+
+
+# --- claimed is not started --------------------------------------------------------------------
+
+
+def _state(job_id):
+    job = _job(job_id)
+    return job.status, job.attempts, job.started_at is not None
+
+
+def test_a_claim_starts_only_the_job_run_first_and_a_finish_starts_the_next(workspace, make_worker):
+    ids = [_enqueue(workspace, "test.noop").pk for _ in range(3)]
+    worker = make_worker(worker_id="w")
+    claimed = worker.claim(10)
+    assert [(j.id, j.started) for j in claimed] == [(ids[0], True), (ids[1], False), (ids[2], False)]
+    assert [_state(i) for i in ids] == [("running", 1, True), ("running", 0, False), ("running", 0, False)]
+    worker._claimed.extend(claimed[1:])
+    assert worker.run_job(claimed[0]) == "succeeded"
+    # the finish of the first started the second, in the same transaction; the third waits
+    assert [_state(i) for i in ids] == [("succeeded", 1, True), ("running", 1, True), ("running", 0, False)]
+    assert worker._claimed[0].started and worker._claimed[0].attempt == 1
+
+
+def test_a_dead_workers_unstarted_claims_cost_no_attempt(workspace, make_worker):
+    ids = [_enqueue(workspace, "test.record").pk for _ in range(4)]
+    dead = make_worker(worker_id="dead")
+    assert len(dead.claim(10)) == 4  # then it dies: nothing released, leases run out
+    for job_id in ids:
+        _expire_lease(job_id)
+    assert make_worker(worker_id="rescuer").run() == 4
+    # only the job the dead worker had started used an attempt
+    assert [_state(i)[:2] for i in ids] == [("succeeded", 2), ("succeeded", 1), ("succeeded", 1), ("succeeded", 1)]
+    assert [_runs(i) for i in ids] == [1, 1, 1, 1]
+
+
+def test_a_job_whose_attempts_were_all_started_fails_as_lost_without_running(workspace, make_worker):
+    job = _enqueue(workspace, "test.slow")  # max_attempts=2
+    for name in ("a", "b"):
+        [claimed] = make_worker(worker_id=name).claim(10)
+        assert claimed.started
+        _expire_lease(job.pk)
+    [last] = make_worker(worker_id="c").claim(10)
+    assert (last.attempt, last.started) == (2, False)  # not started: nothing left to charge
+    assert make_worker(worker_id="c").run_job(last) in ("failed", "lease_lost")
+
+
+def test_released_claims_give_back_only_the_started_attempt(workspace, make_worker):
+    ids = [_enqueue(workspace).pk for _ in range(2)]
+    worker = make_worker()
+    claimed = worker.claim(10)
+    assert sorted(worker.release(claimed)) == ids
+    assert [_state(i) for i in ids] == [("queued", 0, False), ("queued", 0, False)]
+
+
+# --- the queue role's columns --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("payload", "'{\"evil\": 1}'::jsonb"),
+        ("workspace_id", "workspace_id + 1"),
+        ("task", "'other'"),
+        ("max_attempts", "100"),
+        ("last_error", "''"),
+        ("dedupe_key", "'k'"),
+        ("priority", "9"),
+    ],
+)
+def test_the_queue_role_cannot_change_a_jobs_content(workspace, column, value):
+    job = _enqueue(workspace, payload={"thread_id": 1})
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL ROLE threadline_queue")
+            try:
+                cursor.execute(f"UPDATE jobs_job SET {column} = {value} WHERE id = %s", [job.pk])  # noqa: S608
+            except Exception as exc:
+                raise exc.__cause__ from None
+    assert _job(job.pk).payload == {"thread_id": 1}
+
+
+def test_the_queue_role_still_claims_starts_heartbeats_and_releases(workspace, make_worker):
+    ids = [_enqueue(workspace).pk for _ in range(2)]
+    worker = make_worker()
+    first, second = worker.claim(10)
+    second = worker.start(second)
+    assert second.started and _state(second.id) == ("running", 1, True)
+    assert worker.heartbeat() == set()
+    assert sorted(worker.release([first, second])) == ids
+    assert [_state(i) for i in ids] == [("queued", 0, False), ("queued", 0, False)]
+    assert make_worker().run() == 2
+
+
+# --- outages -----------------------------------------------------------------------------------
+
+
+def test_reconnect_delay_grows_with_jitter_up_to_a_cap():
+    from jobs.worker import reconnect_delay
+
+    rng = random.Random(7)
+    assert all(0.1 <= reconnect_delay(1, rng=rng) <= 0.2 for _ in range(20))
+    late = [reconnect_delay(30, rng=rng) for _ in range(50)]
+    assert all(5 <= d <= 10 for d in late) and len({round(d, 6) for d in late}) > 40
+
+
+def test_an_outage_is_one_warning_then_one_info_with_backoff_and_no_traceback(
+    workspace, make_worker, monkeypatch, caplog
+):
+    from django.db import OperationalError
+
+    from jobs.worker import Worker
+
+    job = _enqueue(workspace)
+    real_claim, pauses = Worker.claim, []
+
+    def down_five_times(self, limit):
+        if len(pauses) < 5:
+            raise OperationalError("connection failed: server closed the connection unexpectedly")
+        return real_claim(self, limit)
+
+    monkeypatch.setattr(Worker, "claim", down_five_times)
+    monkeypatch.setattr(Worker, "_pause", lambda self, seconds: pauses.append(seconds))
+    worker = make_worker(batch=False, max_jobs=1, poll_seconds=0.1, listen=False)
+    with caplog.at_level("INFO", logger="jobs.worker"):
+        assert worker.run() == 1
+    assert _job(job.pk).status == "succeeded"
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "database" in r.getMessage()]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert "database unavailable" in lines[0][1] and "server closed the connection" in lines[0][1]
+    assert "database back after" in lines[1][1] and "5 tries" in lines[1][1]
+    assert not any(r.exc_info for r in caplog.records)
+    assert len(pauses) == 5 and pauses[-1] > pauses[0]  # backing off, not a fixed poll
+
+
+def test_a_worker_whose_connections_are_terminated_listens_again(workspace, make_worker, caplog):
+    """pg_terminate_backend on every connection of the worker (as the same role, which may):
+    it reconnects and LISTENs again, so a job queued afterwards starts on its NOTIFY even
+    though the poll interval is far longer than the wait."""
+    import time
+
+    worker = make_worker(batch=False, max_jobs=1, listen=True, poll_seconds=60)
+    with caplog.at_level("INFO", logger="jobs.worker"):
+        thread = _run_in_thread(worker)
+        assert _until(lambda: worker._listener is not None, 10)
+        time.sleep(0.5)  # idle, on LISTEN
+        others = (
+            "FROM pg_stat_activity WHERE usename = current_user AND datname = current_database()"
+            " AND pid NOT IN (pg_backend_pid(), %s)"
+        )
+        listener = worker._listener.info.backend_pid
+        with connection.cursor() as cursor:
+            # its other connections first (gone before the listener goes), so that the outage
+            # the listener reports is the one the next claim finds too, as in a restart
+            cursor.execute(f"SELECT count(pg_terminate_backend(pid)) {others}", [listener])  # noqa: S608
+            assert cursor.fetchone()[0] >= 1
+            assert _until(lambda: not _count(cursor, f"SELECT count(*) {others}", [listener]), 10)  # noqa: S608
+            cursor.execute("SELECT pg_terminate_backend(%s)", [listener])
+        assert _until(lambda: any("database back" in r.getMessage() for r in caplog.records), 15)
+        assert _until(lambda: worker._listener is not None, 5)
+        time.sleep(0.3)
+        job = _enqueue(workspace)
+        thread.join(timeout=5)
+    assert not thread.is_alive(), "the job was not picked up: the worker did not LISTEN again"
+    assert _job(job.pk).status == "succeeded"
+    outage = [r.levelname for r in caplog.records if "database" in r.getMessage()]
+    assert outage == ["WARNING", "INFO"], [r.getMessage() for r in caplog.records]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def _count(cursor, statement, params) -> int:
+    cursor.execute(statement, params)
+    return cursor.fetchone()[0]
+
+
+def _until(predicate, timeout, step=0.05):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
