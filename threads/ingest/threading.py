@@ -301,3 +301,188 @@ def thread_refresh(*, thread: Thread, internal_domains: list[str]) -> Thread:
     thread.message_count = len(rows)
     thread.save()
     return thread
+
+
+# --- a batch at a time ---------------------------------------------------------------------------
+# ``mail_import`` threads a whole batch with a handful of queries: every thread the batch can
+# touch is found with one query for all its ids (and one for its subjects), loaded once, and the
+# batch and those threads are regrouped from scratch together. Since the grouping is the same
+# whatever the order (see ``conversations``), this is the grouping message-at-a-time gives.
+
+_BATCH_FIELDS = (*_FIELDS, "subject")
+
+
+def _threads_naming(ids: list[str], *, known: set[int]) -> set[int]:
+    """Threads (outside ``known``) with a message that has one of ``ids``, or names one."""
+    if not ids:
+        return set()
+    found = set(
+        Message.objects.filter(message_id__in=ids, thread__isnull=False)
+        .exclude(thread_id__in=known)
+        .values_list("thread_id", flat=True)
+    )
+    found |= set(
+        MessageReference.objects.filter(ref_id__in=ids, message__thread__isnull=False)
+        .exclude(message__thread_id__in=known)
+        .values_list("message__thread_id", flat=True)
+    )
+    return found
+
+
+def _subject_threads_batch(rows: list[dict], *, window_days: int, internal_domains: list[str]) -> set[int]:
+    """Threads holding a reference-less message that subject-links to a reference-less one of ``rows``."""
+    loose = [r for r in rows if not r["related_ids"] and r["base_subject"] and r["sent_at"] and r["participants"]]
+    if not loose:
+        return set()
+    window = timedelta(days=window_days)
+    by_subject: dict[str, list[dict]] = {}
+    for row in loose:
+        by_subject.setdefault(row["base_subject"], []).append(row)
+    candidates = Message.objects.filter(
+        base_subject__in=list(by_subject),
+        related_ids=[],
+        thread__isnull=False,
+        sent_at__gte=min(r["sent_at"] for r in loose) - window,
+        sent_at__lte=max(r["sent_at"] for r in loose) + window,
+    ).values(*_FIELDS)
+    return {
+        row["thread_id"]
+        for row in candidates
+        if any(
+            _subject_linked(mine, row, window=window, internal_domains=internal_domains)
+            for mine in by_subject[row["base_subject"]]
+        )
+    }
+
+
+def _closure_batch(rows: list[dict], thread_ids: set[int]) -> list[dict]:
+    """The messages of ``thread_ids`` and of every thread sharing an id with them (as in
+    ``_rows_closure``, for a batch); ``thread_ids`` grows in place. Each id is looked up once."""
+    asked = {r["message_id"] for r in rows} | {i for r in rows for i in r["related_ids"]}
+    loaded = list(Message.objects.filter(thread_id__in=thread_ids).values(*_BATCH_FIELDS)) if thread_ids else []
+    fresh = loaded
+    for _ in range(50):
+        ids = {r["message_id"] for r in fresh} | {i for r in fresh for i in r["related_ids"]}
+        ids -= asked
+        asked |= ids
+        more = _threads_naming(list(ids), known=thread_ids)
+        if not more:
+            break
+        thread_ids |= more
+        fresh = list(Message.objects.filter(thread_id__in=more).values(*_BATCH_FIELDS))
+        loaded += fresh
+    return loaded
+
+
+def thread_summary(rows: list[dict], *, internal_domains: list[str]) -> dict:
+    """A thread's summary fields from its messages' rows (what ``thread_refresh`` computes)."""
+    ordered = sorted(rows, key=lambda r: (r["sent_at"] is None, r["sent_at"] or 0, r["message_id"]))
+    participants: dict[str, None] = {}
+    for row in ordered:
+        for person in row["participants"]:
+            participants.setdefault(person, None)
+    dates = [r["sent_at"] for r in ordered if r["sent_at"] is not None]
+    first = next((r for r in ordered if r["subject"]), ordered[0] if ordered else None)
+    return {
+        "subject": first["subject"][:998] if first else "",
+        "base_subject": first["base_subject"] if first else "",
+        "participants": list(participants)[:500],
+        "primary_contact_email": next(
+            (p for p in participants if not domain_is_internal(p, internal_domains)), ""
+        )[:320],
+        "first_message_at": min(dates) if dates else None,
+        "last_message_at": max(dates) if dates else None,
+        "message_count": len(rows),
+    }
+
+
+class BatchThreading:
+    """The outcome of ``threads_assign_batch``: each batch message's thread, the threads whose
+    messages changed, and the threads removed (merged into others)."""
+
+    def __init__(self):
+        self.thread_of: dict[int, int] = {}
+        self.changed: set[int] = set()
+        self.removed: list[int] = []
+
+
+def threads_assign_batch(
+    *, workspace_id: int, rows: list[dict], window_days: int, internal_domains: list[str]
+) -> BatchThreading:
+    """Thread a batch of parsed, not yet threaded messages (``rows``: ``_BATCH_FIELDS`` with
+    ``thread_id`` None; their MessageReference rows stored already). Creates, merges, splits
+    and refreshes threads; the caller stores each message's ``thread_of`` with its fields."""
+    outcome = BatchThreading()
+    if not rows:
+        return outcome
+    ids = sorted({r["message_id"] for r in rows} | {i for r in rows for i in r["related_ids"]})
+    thread_ids = _threads_naming(ids, known=set())
+    thread_ids |= _subject_threads_batch(rows, window_days=window_days, internal_domains=internal_domains)
+    existing = _closure_batch(rows, thread_ids)
+    parts = conversations(existing + rows, window_days=window_days, internal_domains=internal_domains)
+    parts.sort(key=lambda part: (-len(part), min(r["message_id"] for r in part)))
+    old_size: dict[int, int] = {}
+    for row in existing:
+        old_size[row["thread_id"]] = old_size.get(row["thread_id"], 0) + 1
+    free = sorted(thread_ids)
+    plan: list[tuple[int | None, list[dict]]] = []
+    for part in parts:
+        current = sorted({r["thread_id"] for r in part if r["thread_id"] in free})
+        if current:
+            free.remove(current[0])
+        plan.append((current[0] if current else None, part))
+    fresh = [
+        Thread(workspace_id=workspace_id, **thread_summary(part, internal_domains=internal_domains))
+        for thread_id, part in plan
+        if thread_id is None
+    ]
+    created = iter(Thread.objects.bulk_create(fresh))
+    moving: dict[int, int] = {}
+    updates: list[Thread] = []
+    regrouped = bool(free)
+    for thread_id, part in plan:
+        if thread_id is None:
+            thread_id = next(created).pk
+        elif len(part) == old_size.get(thread_id) and all(r["thread_id"] == thread_id for r in part):
+            continue  # exactly the thread it was: nothing to write
+        else:
+            updates.append(Thread(pk=thread_id, **thread_summary(part, internal_domains=internal_domains)))
+        outcome.changed.add(thread_id)
+        for row in part:
+            if row["thread_id"] is None:
+                outcome.thread_of[row["pk"]] = thread_id
+            elif row["thread_id"] != thread_id:
+                moving[row["pk"]] = thread_id
+                regrouped = True
+    if updates:
+        Thread.objects.bulk_update(updates, [*thread_summary([], internal_domains=[]), "updated_at"])
+    if moving:
+        _messages_move(moving)
+    if free:
+        Thread.objects.filter(pk__in=free).delete()
+        outcome.removed = free
+    if regrouped:
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="thread.regrouped",
+            thread_id=None,
+            data={
+                "threads": sorted(outcome.changed),
+                "removed": free,
+                "moved": len(moving),
+                "message_ids": sorted(r["message_id"] for r in rows)[:100],
+            },
+        )
+    return outcome
+
+
+def _messages_move(moving: dict[int, int]) -> None:
+    """Already threaded messages to their new threads, one statement."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE threads_message AS m SET thread_id = v.thread_id"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, thread_id) WHERE m.id = v.id",
+            [list(moving), list(moving.values())],
+        )
