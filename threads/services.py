@@ -76,6 +76,8 @@ class ImportSummary:
     # Changed threads not handed to extraction yet; those handed off already are counted.
     thread_ids: set[int] = field(default_factory=set)
     threads_handed_off: int = 0
+    # Batches whose fields could not be stored at once, redone message by message (logged).
+    batches_one_by_one: int = 0
     import_id: int | None = None
 
     @property
@@ -105,6 +107,7 @@ class ImportSummary:
             "skipped_by_reason": self.skipped_by_reason,
             "seconds": round(self.seconds, 3),
             "threads_changed": self.threads_changed,
+            "batches_one_by_one": self.batches_one_by_one,
             "import": self.import_id,
         }
 
@@ -602,6 +605,7 @@ def _batch_finish(workspace, ctx, record, summary, received, todo, outcomes) -> 
                 changed, removed = _batch_store(ctx, todo, outcomes)
         except Exception as exc:
             logger.warning("a batch of %d messages could not be stored at once (%s): one by one", len(todo), exc)
+            summary.batches_one_by_one += 1
             for entry in todo:
                 entry.result = _parse_stored(ctx, entry)
         _record_progress(record, summary, [e.result for e in received])

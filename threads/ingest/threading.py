@@ -14,8 +14,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import json
+from pathlib import Path
+
+import psycopg
+from django.db import connection
+from psycopg.rows import dict_row
+
 from threads.models import Message, MessageReference, Thread
+from workspaces.named_sql import NamedQueries
 from workspaces.services import audit_event_record
+
+_SQL = NamedQueries(Path(__file__).resolve().parent.parent / "sql")
 
 
 def domain_is_internal(address: str, internal_domains: list[str]) -> bool:
@@ -308,25 +318,22 @@ def thread_refresh(*, thread: Thread, internal_domains: list[str]) -> Thread:
 # touch is found with one query for all its ids (and one for its subjects), loaded once, and the
 # batch and those threads are regrouped from scratch together. Since the grouping is the same
 # whatever the order (see ``conversations``), this is the grouping message-at-a-time gives.
+# The statements go through psycopg with bound parameters (arrays and one JSON document), in
+# the caller's transaction and workspace context.
 
-_BATCH_FIELDS = (*_FIELDS, "subject")
+
+def _query(name: str, params: dict, *, rows: bool = True) -> list:
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection, row_factory=dict_row if rows else psycopg.rows.tuple_row) as cursor:
+        cursor.execute(_SQL[name], params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _threads_naming(ids: list[str], *, known: set[int]) -> set[int]:
     """Threads (outside ``known``) with a message that has one of ``ids``, or names one."""
     if not ids:
         return set()
-    found = set(
-        Message.objects.filter(message_id__in=ids, thread__isnull=False)
-        .exclude(thread_id__in=known)
-        .values_list("thread_id", flat=True)
-    )
-    found |= set(
-        MessageReference.objects.filter(ref_id__in=ids, message__thread__isnull=False)
-        .exclude(message__thread_id__in=known)
-        .values_list("message__thread_id", flat=True)
-    )
-    return found
+    return {row[0] for row in _query("threads_naming", {"ids": ids, "known": sorted(known)}, rows=False)}
 
 
 def _subject_threads_batch(rows: list[dict], *, window_days: int, internal_domains: list[str]) -> set[int]:
@@ -338,13 +345,14 @@ def _subject_threads_batch(rows: list[dict], *, window_days: int, internal_domai
     by_subject: dict[str, list[dict]] = {}
     for row in loose:
         by_subject.setdefault(row["base_subject"], []).append(row)
-    candidates = Message.objects.filter(
-        base_subject__in=list(by_subject),
-        related_ids=[],
-        thread__isnull=False,
-        sent_at__gte=min(r["sent_at"] for r in loose) - window,
-        sent_at__lte=max(r["sent_at"] for r in loose) + window,
-    ).values(*_FIELDS)
+    candidates = _query(
+        "subject_candidates",
+        {
+            "subjects": list(by_subject),
+            "since": min(r["sent_at"] for r in loose) - window,
+            "until": max(r["sent_at"] for r in loose) + window,
+        },
+    )
     return {
         row["thread_id"]
         for row in candidates
@@ -359,17 +367,17 @@ def _closure_batch(rows: list[dict], thread_ids: set[int]) -> list[dict]:
     """The messages of ``thread_ids`` and of every thread sharing an id with them (as in
     ``_rows_closure``, for a batch); ``thread_ids`` grows in place. Each id is looked up once."""
     asked = {r["message_id"] for r in rows} | {i for r in rows for i in r["related_ids"]}
-    loaded = list(Message.objects.filter(thread_id__in=thread_ids).values(*_BATCH_FIELDS)) if thread_ids else []
+    loaded = _query("thread_rows", {"threads": sorted(thread_ids)}) if thread_ids else []
     fresh = loaded
     for _ in range(50):
         ids = {r["message_id"] for r in fresh} | {i for r in fresh for i in r["related_ids"]}
         ids -= asked
         asked |= ids
-        more = _threads_naming(list(ids), known=thread_ids)
+        more = _threads_naming(sorted(ids), known=thread_ids)
         if not more:
             break
         thread_ids |= more
-        fresh = list(Message.objects.filter(thread_id__in=more).values(*_BATCH_FIELDS))
+        fresh = _query("thread_rows", {"threads": sorted(more)})
         loaded += fresh
     return loaded
 
@@ -390,8 +398,8 @@ def thread_summary(rows: list[dict], *, internal_domains: list[str]) -> dict:
         "primary_contact_email": next(
             (p for p in participants if not domain_is_internal(p, internal_domains)), ""
         )[:320],
-        "first_message_at": min(dates) if dates else None,
-        "last_message_at": max(dates) if dates else None,
+        "first_message_at": min(dates).isoformat() if dates else None,
+        "last_message_at": max(dates).isoformat() if dates else None,
         "message_count": len(rows),
     }
 
@@ -409,9 +417,9 @@ class BatchThreading:
 def threads_assign_batch(
     *, workspace_id: int, rows: list[dict], window_days: int, internal_domains: list[str]
 ) -> BatchThreading:
-    """Thread a batch of parsed, not yet threaded messages (``rows``: ``_BATCH_FIELDS`` with
-    ``thread_id`` None; their MessageReference rows stored already). Creates, merges, splits
-    and refreshes threads; the caller stores each message's ``thread_of`` with its fields."""
+    """Thread a batch of parsed, not yet threaded messages (``rows``: the ``thread_rows``
+    columns, ``thread_id`` None; their MessageReference rows stored already). Creates, merges,
+    splits and refreshes threads; the caller stores each message's ``thread_of`` with its fields."""
     outcome = BatchThreading()
     if not rows:
         return outcome
@@ -420,6 +428,8 @@ def threads_assign_batch(
     thread_ids |= _subject_threads_batch(rows, window_days=window_days, internal_domains=internal_domains)
     existing = _closure_batch(rows, thread_ids)
     parts = conversations(existing + rows, window_days=window_days, internal_domains=internal_domains)
+    # As in ``thread_assign``: the biggest conversation keeps the oldest thread, any other gets
+    # one of its own, and threads left with no conversation are removed.
     parts.sort(key=lambda part: (-len(part), min(r["message_id"] for r in part)))
     old_size: dict[int, int] = {}
     for row in existing:
@@ -432,21 +442,28 @@ def threads_assign_batch(
             free.remove(current[0])
         plan.append((current[0] if current else None, part))
     fresh = [
-        Thread(workspace_id=workspace_id, **thread_summary(part, internal_domains=internal_domains))
-        for thread_id, part in plan
+        {"n": n, **thread_summary(part, internal_domains=internal_domains)}
+        for n, (thread_id, part) in enumerate(plan)
         if thread_id is None
     ]
-    created = iter(Thread.objects.bulk_create(fresh))
+    created = iter(
+        row[0]
+        for row in (
+            _query("threads_insert", {"workspace_id": workspace_id, "rows": json.dumps(fresh)}, rows=False)
+            if fresh
+            else []
+        )
+    )
     moving: dict[int, int] = {}
-    updates: list[Thread] = []
+    updates: list[dict] = []
     regrouped = bool(free)
     for thread_id, part in plan:
         if thread_id is None:
-            thread_id = next(created).pk
+            thread_id = next(created)
         elif len(part) == old_size.get(thread_id) and all(r["thread_id"] == thread_id for r in part):
             continue  # exactly the thread it was: nothing to write
         else:
-            updates.append(Thread(pk=thread_id, **thread_summary(part, internal_domains=internal_domains)))
+            updates.append({"id": thread_id, **thread_summary(part, internal_domains=internal_domains)})
         outcome.changed.add(thread_id)
         for row in part:
             if row["thread_id"] is None:
@@ -455,9 +472,9 @@ def threads_assign_batch(
                 moving[row["pk"]] = thread_id
                 regrouped = True
     if updates:
-        Thread.objects.bulk_update(updates, [*thread_summary([], internal_domains=[]), "updated_at"])
+        _query("threads_summary_store", {"rows": json.dumps(updates)}, rows=False)
     if moving:
-        _messages_move(moving)
+        _query("messages_move", {"ids": list(moving), "threads": list(moving.values())}, rows=False)
     if free:
         Thread.objects.filter(pk__in=free).delete()
         outcome.removed = free
@@ -465,7 +482,6 @@ def threads_assign_batch(
         audit_event_record(
             workspace_id=workspace_id,
             type="thread.regrouped",
-            thread_id=None,
             data={
                 "threads": sorted(outcome.changed),
                 "removed": free,
@@ -474,15 +490,3 @@ def threads_assign_batch(
             },
         )
     return outcome
-
-
-def _messages_move(moving: dict[int, int]) -> None:
-    """Already threaded messages to their new threads, one statement."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE threads_message AS m SET thread_id = v.thread_id"
-            " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, thread_id) WHERE m.id = v.id",
-            [list(moving), list(moving.values())],
-        )

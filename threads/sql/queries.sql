@@ -47,3 +47,52 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
     cc_json jsonb, sent_at timestamptz, text text, html text, reply_text text, headers_json jsonb, thread_id bigint
 )
 WHERE m.id = v.id
+
+-- name: threads_naming
+-- Threads (other than those known) with a message that has one of the ids, or names one
+-- (MessageReference): every thread a batch of messages can be linked to, in one query.
+SELECT thread_id FROM threads_message
+WHERE message_id = ANY(%(ids)s) AND thread_id IS NOT NULL AND thread_id <> ALL(%(known)s)
+UNION
+SELECT m.thread_id FROM threads_messagereference AS r JOIN threads_message AS m ON m.id = r.message_id
+WHERE r.ref_id = ANY(%(ids)s) AND m.thread_id IS NOT NULL AND m.thread_id <> ALL(%(known)s)
+
+-- name: thread_rows
+-- What threading reads of the messages of some threads.
+SELECT id AS pk, thread_id, message_id, references_json, in_reply_to_json, related_ids, base_subject, sent_at,
+    participants, subject
+FROM threads_message WHERE thread_id = ANY(%(threads)s)
+
+-- name: subject_candidates
+-- Threaded messages without references under one of the base subjects, sent within the
+-- window (the partial index message_ws_base_subject).
+SELECT id AS pk, thread_id, message_id, references_json, in_reply_to_json, related_ids, base_subject, sent_at,
+    participants, subject
+FROM threads_message
+WHERE base_subject = ANY(%(subjects)s) AND related_ids = '{}'::character varying(998)[] AND thread_id IS NOT NULL
+    AND sent_at BETWEEN %(since)s AND %(until)s
+
+-- name: threads_insert
+-- New threads with their summaries, in the order given; their ids come back in that order.
+INSERT INTO threads_thread (workspace_id, subject, base_subject, participants, primary_contact_email, status,
+    first_message_at, last_message_at, message_count, created_at, updated_at)
+SELECT %(workspace_id)s, v.subject, v.base_subject, v.participants, v.primary_contact_email, 'open',
+    v.first_message_at, v.last_message_at, v.message_count, now(), now()
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(n int, subject text, base_subject text, participants text[],
+    primary_contact_email text, first_message_at timestamptz, last_message_at timestamptz, message_count int)
+ORDER BY v.n
+RETURNING id
+
+-- name: threads_summary_store
+-- Threads whose messages changed: their summaries recomputed, one statement.
+UPDATE threads_thread AS t SET subject = v.subject, base_subject = v.base_subject, participants = v.participants,
+    primary_contact_email = v.primary_contact_email, first_message_at = v.first_message_at,
+    last_message_at = v.last_message_at, message_count = v.message_count, updated_at = now()
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(id bigint, subject text, base_subject text, participants text[],
+    primary_contact_email text, first_message_at timestamptz, last_message_at timestamptz, message_count int)
+WHERE t.id = v.id
+
+-- name: messages_move
+-- Already threaded messages to their new threads.
+UPDATE threads_message AS m SET thread_id = v.thread_id
+FROM unnest(%(ids)s::bigint[], %(threads)s::bigint[]) AS v(id, thread_id) WHERE m.id = v.id
