@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from jobs.services import enqueue
+from jobs.services import enqueue, enqueue_many
 from workspaces.selectors import policy_for
 
 # The tasks, by the one name each is registered under.
@@ -211,3 +211,34 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
             )
             job_ids.append(job.pk)
     return job_ids
+
+
+def emit_many(event: str, *, workspace_id: int, events: list[dict]) -> None:
+    """``emit(event, ...)`` for each of ``events`` (the same fields each), with the jobs of a
+    transition that has no delay and no fan-out queued together (``enqueue_many``)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown pipeline event {event!r}")
+    for transition in TRANSITIONS:
+        if transition.event != event:
+            continue
+        if transition.delay is not _now or transition.each:
+            for fields in events:
+                _emit_one(transition, workspace_id, fields)
+            continue
+        jobs = [(transition.payload({**f, "item": None}), transition.key({**f, "item": None})) for f in events]
+        enqueue_many(transition.task, workspace=workspace_id, jobs=jobs, coalesce=True)
+
+
+def _emit_one(transition: Transition, workspace_id: int, fields: dict) -> None:
+    items = [None] if not transition.each else sorted({i for i in fields[transition.each] if i})
+    for item in items:
+        values = {**fields, "item": item}
+        delay = transition.delay(values, policy_for(workspace_id=workspace_id)) if transition.delay is not _now else None
+        enqueue(
+            transition.task,
+            workspace=workspace_id,
+            payload=transition.payload(values),
+            run_after=timezone.now() + delay if delay else None,
+            dedupe_key=transition.key(values),
+            coalesce=True,
+        )

@@ -78,6 +78,8 @@ class ImportSummary:
     threads_handed_off: int = 0
     # Batches whose fields could not be stored at once, redone message by message (logged).
     batches_one_by_one: int = 0
+    # Worker processes that parsed (0: parsed in this process, a small import).
+    parse_workers: int = 0
     import_id: int | None = None
 
     @property
@@ -108,6 +110,7 @@ class ImportSummary:
             "seconds": round(self.seconds, 3),
             "threads_changed": self.threads_changed,
             "batches_one_by_one": self.batches_one_by_one,
+            "parse_workers": self.parse_workers,
             "import": self.import_id,
         }
 
@@ -330,8 +333,8 @@ def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
     workspace_id = getattr(workspace, "pk", workspace)
     with workspace_context(workspace):
         existing = set(Thread.objects.filter(pk__in=list(thread_ids)).values_list("pk", flat=True))
-        for thread_id in sorted(existing):
-            stages.emit(stages.THREAD_CHANGED, workspace_id=workspace_id, thread_id=thread_id)
+        events = [{"thread_id": thread_id} for thread_id in sorted(existing)]
+        stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace_id, events=events)
 
 
 def message_ingest(
@@ -454,6 +457,7 @@ def mail_import(
             read += len(batch)
             if pool is None and read >= settings.THREADLINE_INGEST_POOL_MIN and _pool_workers() > 1:
                 pool = ParsePool(_pool_workers(), seconds=settings.THREADLINE_PARSE_SECONDS, max_depth=_depth())
+                summary.parse_workers = pool.workers
             future = pool.submit([(e.raw, e.message_id) for e in todo]) if pool is not None and todo else None
             pending.append((received, todo, future))
             while len(pending) > (pool.in_flight if pool is not None else 0):

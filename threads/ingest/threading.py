@@ -326,7 +326,13 @@ def _query(name: str, params: dict, *, rows: bool = True) -> list:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection, row_factory=dict_row if rows else psycopg.rows.tuple_row) as cursor:
         cursor.execute(_SQL[name], params)
-        return cursor.fetchall() if cursor.description else []
+        found = cursor.fetchall() if cursor.description else []
+    if rows:  # Django's connection hands jsonb over as text, for its own fields to decode
+        for row in found:
+            for key in ("references_json", "in_reply_to_json"):
+                if isinstance(row.get(key), str):
+                    row[key] = json.loads(row[key])
+    return found
 
 
 def _threads_naming(ids: list[str], *, known: set[int]) -> set[int]:
