@@ -150,7 +150,9 @@ def _check(workspace, *, count: int, threads: int) -> list[str]:
             " WHERE m.thread_id = t.id)) FROM threads_thread t"
         )
         thread_rows, wrong_counts = cursor.fetchone()
-        cursor.execute("SELECT count(*), count(DISTINCT payload->>'thread_id') FROM jobs_job WHERE task = 'extract_thread'")
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT payload->>'thread_id') FROM jobs_job WHERE task = 'extract_thread'"
+        )
         jobs, job_threads = cursor.fetchone()
     if (stored, distinct) != (count, count):
         problems.append(f"{stored} messages stored ({distinct} distinct), {count} generated")
@@ -211,7 +213,7 @@ def bench_throughput(count: int, *, smoke: bool = False) -> int:
         _cleanup(workspace)
     workers = settings.THREADLINE_INGEST_WORKERS
     print(f"mbox: {count} messages in {threads} threads, {size_mb:.1f} MB; parse workers: {workers or 'one per core'}")
-    print(f"| reading | msg/s | seconds |\n|---|---:|---:|")
+    print("| reading | msg/s | seconds |\n|---|---:|---:|")
     print(f"| bare email.message_from_bytes loop | {bare_count / bare:,.0f} | {bare:.2f} |")
     print(f"| message_parse loop (one process) | {parse_count / parse:,.0f} | {parse:.2f} |")
     print(f"| threadline import (store, parse, thread, audit, hand-off) | {summary.new / ours:,.0f} | {ours:.2f} |")

@@ -233,7 +233,9 @@ def _emit_one(transition: Transition, workspace_id: int, fields: dict) -> None:
     items = [None] if not transition.each else sorted({i for i in fields[transition.each] if i})
     for item in items:
         values = {**fields, "item": item}
-        delay = transition.delay(values, policy_for(workspace_id=workspace_id)) if transition.delay is not _now else None
+        delay = (
+            transition.delay(values, policy_for(workspace_id=workspace_id)) if transition.delay is not _now else None
+        )
         enqueue(
             transition.task,
             workspace=workspace_id,

@@ -668,7 +668,15 @@ def _batch_store(ctx: _Context, todo: list[_Received], outcomes: list[Parsed]) -
     return threading.changed, set(threading.removed)
 
 
-_ROW_FIELDS = ("references_json", "in_reply_to_json", "related_ids", "base_subject", "sent_at", "participants", "subject")
+_ROW_FIELDS = (
+    "references_json",
+    "in_reply_to_json",
+    "related_ids",
+    "base_subject",
+    "sent_at",
+    "participants",
+    "subject",
+)
 
 
 def _handoff(workspace, summary: ImportSummary, removed: set[int]) -> None:

@@ -51,9 +51,7 @@ class Parsed:
     error: str = ""
 
 
-def parsed_fields(
-    raw: bytes, message_id: str, budget: ParseBudget, *, parse: Callable = message_parse
-) -> Parsed:
+def parsed_fields(raw: bytes, message_id: str, budget: ParseBudget, *, parse: Callable = message_parse) -> Parsed:
     """Parse and derive the fields; past the budget or on any error, the reason (never raises
     an ``Exception``: a message that cannot be read is kept as failed with it)."""
     stage = "parse"

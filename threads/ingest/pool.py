@@ -64,4 +64,3 @@ class ParsePool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

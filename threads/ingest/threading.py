@@ -12,9 +12,8 @@ mailbox is read in.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -401,9 +400,9 @@ def thread_summary(rows: list[dict], *, internal_domains: list[str]) -> dict:
         "subject": first["subject"][:998] if first else "",
         "base_subject": first["base_subject"] if first else "",
         "participants": list(participants)[:500],
-        "primary_contact_email": next(
-            (p for p in participants if not domain_is_internal(p, internal_domains)), ""
-        )[:320],
+        "primary_contact_email": next((p for p in participants if not domain_is_internal(p, internal_domains)), "")[
+            :320
+        ],
         "first_message_at": min(dates).isoformat() if dates else None,
         "last_message_at": max(dates).isoformat() if dates else None,
         "message_count": len(rows),

@@ -46,9 +46,7 @@ def mailbox(seed: int = 5) -> list[bytes]:
         for n in range(rnd.randint(1, 6)):
             mid = f"c{t}.{n}@x"
             sender = customer if n % 2 == 0 else "rep@threadline-demo.com"
-            raws.append(
-                mail(mid, refs=list(ids), subject=("Re: " if n else "") + f"Plan {t}", sender=sender, day=n)
-            )
+            raws.append(mail(mid, refs=list(ids), subject=("Re: " if n else "") + f"Plan {t}", sender=sender, day=n))
             ids.append(mid)
     for t in range(8):  # In-Reply-To only
         raws.append(mail(f"i{t}.0@x", subject=f"Order {t}", day=1))
@@ -87,8 +85,14 @@ def summaries(workspace) -> list[tuple]:
         for thread_id, mid in Message.objects.values_list("thread_id", "message_id"):
             members.setdefault(thread_id, []).append(mid)
         rows = Thread.objects.values_list(
-            "pk", "subject", "base_subject", "primary_contact_email", "participants", "message_count",
-            "first_message_at", "last_message_at",
+            "pk",
+            "subject",
+            "base_subject",
+            "primary_contact_email",
+            "participants",
+            "message_count",
+            "first_message_at",
+            "last_message_at",
         )
         return sorted(
             (tuple(sorted(members.get(pk, []))), subject, base, contact, tuple(sorted(people)), count, first, last)
