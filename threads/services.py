@@ -465,6 +465,9 @@ def mail_import(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
+    except BaseException:  # interrupted (Ctrl-C): what is stored stays received, for a re-import
+        pending.clear()
+        raise
     finally:
         try:
             # Also when the source fails midway (a dropped IMAP connection): what was stored is
