@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -619,25 +618,11 @@ def _batch_finish(workspace, ctx, record, summary, received, todo, outcomes) -> 
     return changed, removed
 
 
-def _json_default(value):
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")
-
-
 def _batch_store(ctx: _Context, todo: list[_Received], outcomes: list[Parsed]) -> tuple[set[int], set[int]]:
     """The parsed fields, references, threads and attachments of a batch in a few statements,
     and each failed message kept with its reason. Sets each entry's result."""
-    ok = [(entry, parsed) for entry, parsed in zip(todo, outcomes, strict=True) if parsed.fields is not None]
-    rows = [
-        {
-            "pk": entry.pk,
-            "thread_id": None,
-            "message_id": entry.message_id,
-            **{name: parsed.fields[name] for name in _ROW_FIELDS},
-        }
-        for entry, parsed in ok
-    ]
+    ok = [(entry, parsed) for entry, parsed in zip(todo, outcomes, strict=True) if parsed.row is not None]
+    rows = [{"pk": entry.pk, "thread_id": None, "message_id": entry.message_id, **parsed.row} for entry, parsed in ok]
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         pks = [row["pk"] for row in rows for _ in row["related_ids"]]
@@ -649,10 +634,13 @@ def _batch_store(ctx: _Context, todo: list[_Received], outcomes: list[Parsed]) -
     threading = threads_assign_batch(
         workspace_id=ctx.workspace_id, rows=rows, window_days=ctx.window_days, internal_domains=ctx.internal_domains
     )
-    stored = [{"id": entry.pk, **parsed.fields, "thread_id": threading.thread_of[entry.pk]} for entry, parsed in ok]
-    if stored:
+    if ok:  # one JSON array of the objects serialized where each was parsed, with its id and thread
+        stored = ",".join(
+            f'{{"id": {entry.pk}, "thread_id": {threading.thread_of[entry.pk]}, {parsed.stored[1:]}'
+            for entry, parsed in ok
+        )
         with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_SQL["messages_parsed_store"], {"rows": json.dumps(stored, default=_json_default)})
+            cursor.execute(_SQL["messages_parsed_store"], {"rows": f"[{stored}]"})
     for entry, parsed in ok:
         if parsed.attachments:
             message = Message(pk=entry.pk, workspace_id=ctx.workspace_id)
@@ -666,20 +654,9 @@ def _batch_store(ctx: _Context, todo: list[_Received], outcomes: list[Parsed]) -
             changed_thread_ids={thread_id},
         )
     for entry, parsed in zip(todo, outcomes, strict=True):
-        if parsed.fields is None:
+        if parsed.row is None:
             entry.result = _failed(ctx, entry, parsed.error)
     return threading.changed, set(threading.removed)
-
-
-_ROW_FIELDS = (
-    "references_json",
-    "in_reply_to_json",
-    "related_ids",
-    "base_subject",
-    "sent_at",
-    "participants",
-    "subject",
-)
 
 
 def _handoff(workspace, summary: ImportSummary, removed: set[int]) -> None:

@@ -7,9 +7,11 @@ database, and imports no Django model, so a worker process only needs this packa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from threads.ingest.identity import related_ids_build
 from threads.ingest.parse import ParseBudget, ParseBudgetExceeded, ParsedAttachment, ParsedMessage, message_parse
@@ -42,11 +44,32 @@ def message_fields(parsed: ParsedMessage, message_id: str) -> dict:
     }
 
 
+# What threading reads of a parsed message (the rest goes to the database as JSON text).
+ROW_FIELDS = (
+    "references_json",
+    "in_reply_to_json",
+    "related_ids",
+    "base_subject",
+    "sent_at",
+    "participants",
+    "subject",
+)
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 @dataclass
 class Parsed:
-    """One message's outcome: its ``fields`` and attachments, or the ``error`` it is kept with."""
+    """One message's outcome: what threading reads (``row``), all its fields as a JSON object
+    (``stored``: serialized where it was parsed, so a worker sends one string back) and its
+    attachments; or the ``error`` it is kept with."""
 
-    fields: dict | None = None
+    row: dict | None = None
+    stored: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
     error: str = ""
 
@@ -58,7 +81,10 @@ def parsed_fields(raw: bytes, message_id: str, budget: ParseBudget, *, parse: Ca
     try:
         parsed = parse(raw, budget)
         stage = "fields"
-        return Parsed(fields=message_fields(parsed, message_id), attachments=parsed.attachments)
+        fields = message_fields(parsed, message_id)
+        stored = json.dumps(fields, default=_json_default, ensure_ascii=False, check_circular=False)
+        row = {name: fields[name] for name in ROW_FIELDS}
+        return Parsed(row=row, stored=stored, attachments=parsed.attachments)
     except ParseBudgetExceeded as exc:
         return Parsed(error=str(exc)[:2000])
     except Exception as exc:
