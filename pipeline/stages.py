@@ -214,33 +214,14 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
 
 
 def emit_many(event: str, *, workspace_id: int, events: list[dict]) -> None:
-    """``emit(event, ...)`` for each of ``events`` (the same fields each), with the jobs of a
-    transition that has no delay and no fan-out queued together (``enqueue_many``)."""
+    """``emit(event, ...)`` for each of ``events``, with each transition's jobs queued together
+    (``enqueue_many``: one round trip). Only for events whose transitions have no delay and no
+    fan-out (``thread.changed``); ``emit`` serves the others."""
     if event not in EVENTS:
         raise ValueError(f"unknown pipeline event {event!r}")
-    for transition in TRANSITIONS:
-        if transition.event != event:
-            continue
-        if transition.delay is not _now or transition.each:
-            for fields in events:
-                _emit_one(transition, workspace_id, fields)
-            continue
+    transitions = [t for t in TRANSITIONS if t.event == event]
+    if any(t.delay is not _now or t.each for t in transitions):
+        raise ValueError(f"emit_many({event!r}): a transition of it has a delay or fans out; use emit")
+    for transition in transitions:
         jobs = [(transition.payload({**f, "item": None}), transition.key({**f, "item": None})) for f in events]
         enqueue_many(transition.task, workspace=workspace_id, jobs=jobs, coalesce=True)
-
-
-def _emit_one(transition: Transition, workspace_id: int, fields: dict) -> None:
-    items = [None] if not transition.each else sorted({i for i in fields[transition.each] if i})
-    for item in items:
-        values = {**fields, "item": item}
-        delay = (
-            transition.delay(values, policy_for(workspace_id=workspace_id)) if transition.delay is not _now else None
-        )
-        enqueue(
-            transition.task,
-            workspace=workspace_id,
-            payload=transition.payload(values),
-            run_after=timezone.now() + delay if delay else None,
-            dedupe_key=transition.key(values),
-            coalesce=True,
-        )

@@ -255,3 +255,15 @@ def test_a_parse_worker_killed_midway_loses_nothing(workspace, settings, monkeyp
         assert not Message.objects.exclude(parse_status="parsed").exists()
         assert not Message.objects.filter(thread__isnull=True).exists()
     assert groups(workspace) == groups(one_at_a_time(raws))
+
+
+def test_the_hand_off_queues_jobs_together_and_joins_those_already_queued(workspace):
+    from pipeline import stages
+
+    with workspace_context(workspace):
+        stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace.pk, events=[{"thread_id": 1}, {"thread_id": 2}])
+        stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace.pk, events=[{"thread_id": 2}, {"thread_id": 3}])
+        jobs = sorted(Job.objects.values_list("task", "payload", "dedupe_key", "status"), key=str)
+    assert jobs == [("extract_thread", {"thread_id": n}, f"extract:{n}", "queued") for n in (1, 2, 3)]
+    with pytest.raises(ValueError, match="use emit"):
+        stages.emit_many(stages.VALUES_CHANGED, workspace_id=workspace.pk, events=[{"thread_id": 1}])
