@@ -2,7 +2,7 @@
 
     python bench/ingest.py [--messages 20000] [--workers N]
     python bench/ingest.py --smoke                      # seconds; exits 1 if anything is off
-    python bench/ingest.py --rss-check --messages 1000000   # peak RSS at a tenth and at the full size
+    python bench/ingest.py --rss-check --messages 1000000   # peak RSS at a quarter, half and the full size
 
 1. Generates an mbox of N messages (threads of 1-6 replies) in a temporary file, streamed,
    and reads it three ways in the same run: a bare ``email.message_from_bytes`` loop, a
@@ -19,7 +19,7 @@
 ``--smoke``: 600 messages with the parse pool forced on (and a re-import that must find only
 duplicates), no attachment: checks correctness, not speed, and exits non-zero if the import
 loses, duplicates or misthreads a message. ``--rss-check``: the import alone in a fresh
-process at N/10 and at N messages, each printing its peak RSS (flat means about equal).
+process at N/4, N/2 and N messages, each printing its peak RSS (flat means about equal).
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--smoke", action="store_true", help="a few hundred messages; exit 1 if the import is wrong")
-    parser.add_argument("--rss-check", action="store_true", help="peak RSS of the import at N/10 and at N")
+    parser.add_argument("--rss-check", action="store_true", help="peak RSS of the import at N/4, N/2 and N")
     parser.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--attachment-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, help="parse worker processes (THREADLINE_INGEST_WORKERS)")
@@ -307,7 +307,7 @@ def main() -> None:
         return
     if args.rss_check:
         print("| messages | import msg/s | RSS before | peak RSS | largest parse worker |\n|---:|---:|---:|---:|---:|")
-        for count in (max(args.messages // 10, 1), args.messages):
+        for count in (max(args.messages // 4, 1), max(args.messages // 2, 1), args.messages):
             subprocess.run([sys.executable, __file__, "--rss-only", "--messages", str(count)], check=True)
         return
     if args.smoke:

@@ -41,7 +41,7 @@ IMPORT_BATCH_BYTES = 16 * 1024 * 1024
 # How many skipped files an import keeps by name (all are counted by reason).
 SKIPPED_LISTED = 1000
 # Changed threads are handed to extraction at the end, or whenever this many wait (memory stays flat).
-HANDOFF_EVERY = 10_000
+HANDOFF_EVERY = 2_000
 
 
 @dataclass
@@ -330,10 +330,13 @@ def _receive_guarded(ctx: _Context, *, raw: bytes, source: str, folder: str) -> 
 def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
     """Tell the pipeline which threads got new mail: one extraction per thread follows."""
     workspace_id = getattr(workspace, "pk", workspace)
+    ids = sorted(thread_ids)
     with workspace_context(workspace):
-        existing = set(Thread.objects.filter(pk__in=list(thread_ids)).values_list("pk", flat=True))
-        events = [{"thread_id": thread_id} for thread_id in sorted(existing)]
-        stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace_id, events=events)
+        for start in range(0, len(ids), 1000):  # a thousand at a time: memory stays flat
+            chunk = ids[start : start + 1000]
+            existing = sorted(Thread.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+            events = [{"thread_id": thread_id} for thread_id in existing]
+            stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace_id, events=events)
 
 
 def message_ingest(
