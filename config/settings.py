@@ -209,6 +209,11 @@ THREADLINE_INBOUND_MAX_BYTES = env.int("THREADLINE_INBOUND_MAX_BYTES", default=4
 # bytes are stored before parsing starts). Seconds of parsing, and depth of MIME nesting.
 THREADLINE_PARSE_SECONDS = env.float("THREADLINE_PARSE_SECONDS", default=10.0)
 THREADLINE_PARSE_MAX_DEPTH = env.int("THREADLINE_PARSE_MAX_DEPTH", default=50)
+# Imports parse in this many worker processes (default: one per core, at most 4; 0 or 1: no
+# pool), once an import has read THREADLINE_INGEST_POOL_MIN messages (a full first batch: a
+# pool takes about a second to start, which a smaller import would not win back).
+THREADLINE_INGEST_WORKERS = env.int("THREADLINE_INGEST_WORKERS", default=None)
+THREADLINE_INGEST_POOL_MIN = env.int("THREADLINE_INGEST_POOL_MIN", default=500)
 # Pages show at most this many characters of a message's text or HTML (cut in SQL), with a
 # note and a link to the whole; evidence beyond the cut is shown in a window around it.
 THREADLINE_BODY_DISPLAY_MAX_CHARS = env.int("THREADLINE_BODY_DISPLAY_MAX_CHARS", default=100_000)

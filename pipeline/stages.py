@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from jobs.services import enqueue
+from jobs.services import enqueue, enqueue_many
 from workspaces.selectors import policy_for
 
 # The tasks, by the one name each is registered under.
@@ -211,3 +211,17 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
             )
             job_ids.append(job.pk)
     return job_ids
+
+
+def emit_many(event: str, *, workspace_id: int, events: list[dict]) -> None:
+    """``emit(event, ...)`` for each of ``events``, with each transition's jobs queued together
+    (``enqueue_many``: one round trip). Only for events whose transitions have no delay and no
+    fan-out (``thread.changed``); ``emit`` serves the others."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown pipeline event {event!r}")
+    transitions = [t for t in TRANSITIONS if t.event == event]
+    if any(t.delay is not _now or t.each for t in transitions):
+        raise ValueError(f"emit_many({event!r}): a transition of it has a delay or fans out; use emit")
+    for transition in transitions:
+        jobs = [(transition.payload({**f, "item": None}), transition.key({**f, "item": None})) for f in events]
+        enqueue_many(transition.task, workspace=workspace_id, jobs=jobs, coalesce=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from pipeline import stages
-from threads.ingest.identity import content_fingerprint, message_id_synthetic, related_ids_build
-from threads.ingest.parse import ParseBudget, ParseBudgetExceeded, ParsedMessage, message_id_scan, message_parse
-from threads.ingest.reply import is_forward, reply_text
+from threads.ingest.fields import Parsed, message_fields, parsed_fields
+from threads.ingest.identity import content_fingerprint, message_id_synthetic
+from threads.ingest.parse import ParseBudget, ParseBudgetExceeded, ParsedAttachment, message_id_scan, message_parse
+from threads.ingest.pool import ParsePool
 from threads.ingest.sniff import not_mail_reason
-from threads.ingest.subject import subject_key
-from threads.ingest.threading import thread_assign
+from threads.ingest.threading import thread_assign, threads_assign_batch
 from threads.models import Attachment, ImapCursor, InboundToken, MailImport, Message, MessageConflict, Thread
 from workspaces.named_sql import NamedQueries
 from workspaces.rls import workspace_context
@@ -32,12 +34,14 @@ from workspaces.services import audit_event_record
 
 logger = logging.getLogger(__name__)
 
-IMPORT_BATCH = 200
+IMPORT_BATCH = 500
 RAW_INLINE_MAX = 256 * 1024
 _SQL = NamedQueries(Path(__file__).resolve().parent / "sql")
 IMPORT_BATCH_BYTES = 16 * 1024 * 1024
 # How many skipped files an import keeps by name (all are counted by reason).
 SKIPPED_LISTED = 1000
+# Changed threads are handed to extraction at the end, or whenever this many wait (memory stays flat).
+HANDOFF_EVERY = 2_000
 
 
 @dataclass
@@ -68,8 +72,18 @@ class ImportSummary:
     skipped: list[dict] = field(default_factory=list)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # Changed threads not handed to extraction yet; those handed off already are counted.
     thread_ids: set[int] = field(default_factory=set)
+    threads_handed_off: int = 0
+    # Batches whose fields could not be stored at once, redone message by message (logged).
+    batches_one_by_one: int = 0
+    # Worker processes that parsed (0: parsed in this process, a small import).
+    parse_workers: int = 0
     import_id: int | None = None
+
+    @property
+    def threads_changed(self) -> int:
+        return self.threads_handed_off + len(self.thread_ids)
 
     @property
     def skipped_count(self) -> int:
@@ -93,7 +107,9 @@ class ImportSummary:
             "skipped": self.skipped_count,
             "skipped_by_reason": self.skipped_by_reason,
             "seconds": round(self.seconds, 3),
-            "threads_changed": len(self.thread_ids),
+            "threads_changed": self.threads_changed,
+            "batches_one_by_one": self.batches_one_by_one,
+            "parse_workers": self.parse_workers,
             "import": self.import_id,
         }
 
@@ -114,6 +130,8 @@ class _Received:
     message_id: str
     pk: int | None = None
     result: IngestResult | None = None
+    folder: str = ""
+    sha256: str = ""
 
 
 def _context(workspace) -> _Context:
@@ -129,31 +147,9 @@ def parse_budget() -> ParseBudget:
     return ParseBudget(seconds=settings.THREADLINE_PARSE_SECONDS, max_depth=settings.THREADLINE_PARSE_MAX_DEPTH)
 
 
-def _message_fields(parsed: ParsedMessage, message_id: str) -> dict:
-    related = related_ids_build(message_id=message_id, in_reply_to=parsed.in_reply_to, references=parsed.references)
-    return {
-        "in_reply_to": parsed.in_reply_to[0] if parsed.in_reply_to else "",
-        "in_reply_to_json": parsed.in_reply_to,
-        "references_json": parsed.references,
-        "related_ids": related[:500],
-        "subject": parsed.subject[:998],
-        "base_subject": subject_key(parsed.subject),
-        "participants": [p[:320] for p in parsed.participants][:200],
-        "from_email": parsed.from_email[:320],
-        "from_name": parsed.from_name[:300],
-        "to_json": parsed.to,
-        "cc_json": parsed.cc,
-        "sent_at": parsed.sent_at,
-        "text": parsed.text,
-        "html": parsed.html,
-        "reply_text": reply_text(parsed.text, forwarded=is_forward(parsed.subject)),
-        "headers_json": parsed.headers,
-    }
-
-
-def _attachments_store(*, message: Message, parsed: ParsedMessage) -> None:
+def _attachments_store(*, message: Message, attachments: list[ParsedAttachment]) -> None:
     limit = settings.THREADLINE_ATTACHMENT_MAX_BYTES
-    for part in parsed.attachments:
+    for part in attachments:
         name = ""
         if part.size <= limit:
             name = f"attachments/{message.workspace_id}/{part.sha256[:2]}/{part.sha256}"
@@ -280,14 +276,14 @@ def _parse_stored(ctx: _Context, received: _Received) -> IngestResult:
         with transaction.atomic():
             parsed = message_parse(received.raw, parse_budget())
             stage = "fields"
-            fields = _message_fields(parsed, received.message_id)
+            fields = message_fields(parsed, received.message_id)
             stage = "store"
             message = Message(pk=received.pk, workspace_id=ctx.workspace_id, message_id=received.message_id, **fields)
             message.parse_status, message.parse_error = Message.ParseStatus.PARSED, ""
             message._state.adding = False
             message.save(update_fields=[*fields, "parse_status", "parse_error"])
             if parsed.attachments:
-                _attachments_store(message=message, parsed=parsed)
+                _attachments_store(message=message, attachments=parsed.attachments)
             stage = "thread"
             thread, changed, removed = thread_assign(
                 message=message, window_days=ctx.window_days, internal_domains=ctx.internal_domains
@@ -334,10 +330,13 @@ def _receive_guarded(ctx: _Context, *, raw: bytes, source: str, folder: str) -> 
 def _extraction_enqueue(*, workspace, thread_ids: Iterable[int]) -> None:
     """Tell the pipeline which threads got new mail: one extraction per thread follows."""
     workspace_id = getattr(workspace, "pk", workspace)
+    ids = sorted(thread_ids)
     with workspace_context(workspace):
-        existing = set(Thread.objects.filter(pk__in=list(thread_ids)).values_list("pk", flat=True))
-        for thread_id in sorted(existing):
-            stages.emit(stages.THREAD_CHANGED, workspace_id=workspace_id, thread_id=thread_id)
+        for start in range(0, len(ids), 1000):  # a thousand at a time: memory stays flat
+            chunk = ids[start : start + 1000]
+            existing = sorted(Thread.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+            events = [{"thread_id": thread_id} for thread_id in existing]
+            stages.emit_many(stages.THREAD_CHANGED, workspace_id=workspace_id, events=events)
 
 
 def message_ingest(
@@ -411,10 +410,18 @@ def mail_import(
 ) -> ImportSummary:
     """Import messages (``MailItem`` or ``(raw, source[, folder])``); one bad message never stops the rest.
 
-    Per batch, two transactions: the raw bytes of every message are committed first, then
-    each is parsed and threaded in its own savepoint. A source that counts what it skipped
-    (``MailWalk``: files that are not mail, empty, unreadable) has those counted and named in
-    the summary, the ``MailImport`` record and the audit event. After the last commit: one
+    Batch by batch (``IMPORT_BATCH`` messages, at most ``IMPORT_BATCH_BYTES``): the raw bytes of
+    the batch are committed first, in one statement; then the batch is parsed, and its fields,
+    threads and audit are written in a second transaction, with a few statements for the
+    whole batch (``_batch_store``). Should that transaction fail, the batch is done again one
+    message at a time, each in its own savepoint, so one bad message is kept as failed and the
+    rest go on. Once an import has read ``THREADLINE_INGEST_POOL_MIN`` messages, parsing moves
+    to a pool of ``THREADLINE_INGEST_WORKERS`` processes, a bounded number of batches ahead of
+    the database work (a small import is parsed here: a pool costs a second to start).
+
+    A source that counts what it skipped (``MailWalk``: files that are not mail, empty,
+    unreadable) has those counted and named in the summary, the ``MailImport`` record and
+    the audit event. After the last commit (and whenever ``HANDOFF_EVERY`` threads wait): one
     extraction job per new or changed thread.
     """
     summary = ImportSummary()
@@ -425,48 +432,244 @@ def mail_import(
     summary.import_id = record.pk
     removed: set[int] = set()
     error = ""
+    pool: ParsePool | None = None
+    pending: deque = deque()  # (received, to parse, future) of the batches whose raw bytes are in
+    read = 0
+
+    def finish(batch) -> None:
+        received, todo, future = batch
+        outcomes = pool.result(future) if pool is not None and future is not None else None
+        changed, gone = _batch_finish(workspace, ctx, record, summary, received, todo, outcomes)
+        removed.update(gone)
+        summary.thread_ids |= changed
+        for entry in received:
+            _count(summary, entry.result, entry.source)
+            removed.update(entry.result.removed_thread_ids)
+            if progress:
+                progress(entry.result)
+        if len(summary.thread_ids) >= HANDOFF_EVERY:
+            _handoff(workspace, summary, removed)
+
     try:
         for batch in _batches(messages, IMPORT_BATCH):
             with workspace_context(workspace):
-                received = [
-                    _receive_guarded(ctx, raw=raw, source=source, folder=folder) for raw, source, folder in batch
-                ]
+                received = _receive_batch(ctx, batch)
             # The raw bytes are committed: from here on nothing of this batch can be lost.
-            with workspace_context(workspace):
-                parsing: set[int] = set()
-                for entry in received:
-                    if entry.result is None and entry.pk in parsing:  # a second copy in the same batch
-                        entry.result = IngestResult(
-                            status="duplicate", message_id=entry.message_id, message_pk=entry.pk
-                        )
-                    elif entry.result is None:
-                        parsing.add(entry.pk)
-                        entry.result = _parse_stored(ctx, entry)
-                _record_progress(record, summary, [e.result for e in received])
-            for entry in received:
-                result = entry.result
-                _count(summary, result, entry.source)
-                removed |= result.removed_thread_ids
-                if progress:
-                    progress(result)
+            todo = _to_parse(received)
+            read += len(batch)
+            if pool is None and read >= settings.THREADLINE_INGEST_POOL_MIN and _pool_workers() > 1:
+                pool = ParsePool(_pool_workers(), seconds=settings.THREADLINE_PARSE_SECONDS, max_depth=_depth())
+                summary.parse_workers = pool.workers
+            future = pool.submit([(e.raw, e.message_id) for e in todo]) if pool is not None and todo else None
+            pending.append((received, todo, future))
+            while len(pending) > (pool.in_flight if pool is not None else 0):
+                finish(pending.popleft())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
+    except BaseException:  # interrupted (Ctrl-C): what is stored stays received, for a re-import
+        pending.clear()
+        raise
     finally:
-        # Also when the source fails midway (a dropped IMAP connection): what was committed
-        # is handed on and audited before the error goes up.
-        _import_finish(
-            workspace=workspace,
-            summary=summary,
-            removed=removed,
-            started=started,
-            label=label,
-            actor=actor,
-            record=record,
-            source=messages,
-            error=error,
-        )
+        try:
+            # Also when the source fails midway (a dropped IMAP connection): what was stored is
+            # parsed, handed on and audited before the error goes up.
+            while pending:
+                finish(pending.popleft())
+        finally:
+            if pool is not None:
+                pool.close()
+            _import_finish(
+                workspace=workspace,
+                summary=summary,
+                removed=removed,
+                started=started,
+                label=label,
+                actor=actor,
+                record=record,
+                source=messages,
+                error=error,
+            )
     return summary
+
+
+def _pool_workers() -> int:
+    workers = settings.THREADLINE_INGEST_WORKERS
+    return workers if workers is not None else min(os.cpu_count() or 1, 4)
+
+
+def _depth() -> int:
+    return settings.THREADLINE_PARSE_MAX_DEPTH
+
+
+def _receive_batch(ctx: _Context, batch: list[tuple[bytes, str, str]]) -> list[_Received]:
+    """Step one for a batch: every raw message stored (status ``received``) in one statement.
+
+    What is not mail is skipped with its reason. A Message-ID that is taken (an earlier import,
+    or a second copy in this batch) is told apart as ``_receive`` does: the same bytes are a
+    duplicate (or still to parse, if a run stopped before parsing them), other bytes a
+    conflict. Should the statement fail, each message is stored on its own (``_receive_guarded``),
+    so one the database refuses is counted and named, and the others are kept.
+    """
+    received: list[_Received] = []
+    mail: list[_Received] = []
+    for raw, source, folder in batch:
+        reason = not_mail_reason(raw)
+        if reason:
+            received.append(_Received(raw, source, "", result=_skipped(reason)))
+            continue
+        try:
+            message_id = message_id_scan(raw)
+        except Exception:  # the id is only a key: the content hash serves as well
+            message_id = None
+        entry = _Received(raw, source, (message_id or message_id_synthetic(raw))[:998], folder=folder)
+        entry.sha256 = hashlib.sha256(raw).hexdigest()
+        received.append(entry)
+        mail.append(entry)
+    if not mail:
+        return received
+    try:
+        with transaction.atomic():
+            _receive_many(ctx, mail)
+    except Exception:
+        logger.warning("storing a batch of %d messages at once failed: storing them one by one", len(mail))
+        for entry in mail:
+            again = _receive_guarded(ctx, raw=entry.raw, source=entry.source, folder=entry.folder)
+            entry.message_id, entry.pk, entry.result = again.message_id, again.pk, again.result
+    return received
+
+
+def _skipped(reason: str) -> IngestResult:
+    return IngestResult(status="skipped", message_id="", reason=reason)
+
+
+def _receive_many(ctx: _Context, mail: list[_Received]) -> None:
+    params = {
+        "workspace_id": ctx.workspace_id,
+        "message_ids": [e.message_id for e in mail],
+        "raws": [e.raw for e in mail],
+        "shas": [e.sha256 for e in mail],
+        "sizes": [len(e.raw) for e in mail],
+        "sources": [e.source[:200] for e in mail],
+        "folders": [e.folder[:500] for e in mail],
+    }
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_SQL["messages_receive"], params)
+        inserted = dict((mid, pk) for pk, mid in cursor.fetchall())
+        taken = sorted({e.message_id for e in mail} - set(inserted))
+        found = {}
+        if taken:
+            cursor.execute(_SQL["messages_found"], {"message_ids": taken})
+            found = {row[0]: row[1:] for row in cursor.fetchall()}
+    for entry in mail:
+        pk = inserted.pop(entry.message_id, None)
+        if pk is not None:  # the first of its Message-ID in this batch, stored now
+            entry.pk = pk
+            continue
+        kept_pk, kept_sha, thread_id, status = found.get(entry.message_id) or _found_in_batch(mail, entry)
+        if kept_sha == entry.sha256 or _same_content(kept_pk, entry.raw):
+            if status == Message.ParseStatus.RECEIVED:  # stored now or by a run that stopped before parsing
+                entry.pk = kept_pk
+            else:
+                entry.result = IngestResult(
+                    status="duplicate", message_id=entry.message_id, message_pk=kept_pk, thread_id=thread_id
+                )
+        else:
+            entry.result = _conflict_keep(
+                ctx, entry.raw, entry.sha256, entry.source, entry.folder, kept_pk, entry.message_id
+            )
+
+
+def _found_in_batch(mail: list[_Received], entry: _Received) -> tuple:
+    """A second copy of a Message-ID first stored by this very batch."""
+    first = next(e for e in mail if e.message_id == entry.message_id and e.pk is not None)
+    return first.pk, first.sha256, None, Message.ParseStatus.RECEIVED
+
+
+def _to_parse(received: list[_Received]) -> list[_Received]:
+    """The stored messages to parse, each once: a second copy in the same batch is a duplicate."""
+    todo: dict[int, _Received] = {}
+    for entry in received:
+        if entry.result is not None:
+            continue
+        if entry.pk in todo:
+            entry.result = IngestResult(status="duplicate", message_id=entry.message_id, message_pk=entry.pk)
+        else:
+            todo[entry.pk] = entry
+    return list(todo.values())
+
+
+def _batch_finish(workspace, ctx, record, summary, received, todo, outcomes) -> tuple[set[int], set[int]]:
+    """Step two for a batch: parse here unless a worker did, then store it all at once; on any
+    database error, the batch again message by message. The changed and the removed threads."""
+    if outcomes is None:
+        budget = parse_budget
+        outcomes = [parsed_fields(e.raw, e.message_id, budget(), parse=message_parse) for e in todo]
+    changed: set[int] = set()
+    removed: set[int] = set()
+    with workspace_context(workspace):
+        try:
+            with transaction.atomic():
+                changed, removed = _batch_store(ctx, todo, outcomes)
+        except Exception as exc:
+            logger.warning("a batch of %d messages could not be stored at once (%s): one by one", len(todo), exc)
+            summary.batches_one_by_one += 1
+            for entry in todo:
+                entry.result = _parse_stored(ctx, entry)
+        _record_progress(record, summary, [e.result for e in received])
+    return changed, removed
+
+
+def _batch_store(ctx: _Context, todo: list[_Received], outcomes: list[Parsed]) -> tuple[set[int], set[int]]:
+    """The parsed fields, references, threads and attachments of a batch in a few statements,
+    and each failed message kept with its reason. Sets each entry's result."""
+    ok = [(entry, parsed) for entry, parsed in zip(todo, outcomes, strict=True) if parsed.row is not None]
+    rows = [{"pk": entry.pk, "thread_id": None, "message_id": entry.message_id, **parsed.row} for entry, parsed in ok]
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        pks = [row["pk"] for row in rows for _ in row["related_ids"]]
+        if pks:
+            refs = [ref for row in rows for ref in row["related_ids"]]
+            cursor.execute(
+                _SQL["message_references_insert"], {"workspace_id": ctx.workspace_id, "pks": pks, "refs": refs}
+            )
+    threading = threads_assign_batch(
+        workspace_id=ctx.workspace_id, rows=rows, window_days=ctx.window_days, internal_domains=ctx.internal_domains
+    )
+    if ok:  # one JSON array of the objects serialized where each was parsed, with its id and thread
+        stored = ",".join(
+            f'{{"id": {entry.pk}, "thread_id": {threading.thread_of[entry.pk]}, {parsed.stored[1:]}'
+            for entry, parsed in ok
+        )
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_SQL["messages_parsed_store"], {"rows": f"[{stored}]"})
+    for entry, parsed in ok:
+        if parsed.attachments:
+            message = Message(pk=entry.pk, workspace_id=ctx.workspace_id)
+            _attachments_store(message=message, attachments=parsed.attachments)
+        thread_id = threading.thread_of[entry.pk]
+        entry.result = IngestResult(
+            status="new",
+            message_id=entry.message_id,
+            message_pk=entry.pk,
+            thread_id=thread_id,
+            changed_thread_ids={thread_id},
+        )
+    for entry, parsed in zip(todo, outcomes, strict=True):
+        if parsed.row is None:
+            entry.result = _failed(ctx, entry, parsed.error)
+    return threading.changed, set(threading.removed)
+
+
+def _handoff(workspace, summary: ImportSummary, removed: set[int]) -> None:
+    """The changed threads so far to extraction (not those merged away meanwhile)."""
+    summary.thread_ids -= removed
+    removed.clear()
+    if summary.thread_ids:
+        _extraction_enqueue(workspace=workspace, thread_ids=summary.thread_ids)
+    summary.threads_handed_off += len(summary.thread_ids)
+    summary.thread_ids = set()
 
 
 def _count(summary: ImportSummary, result: IngestResult, source: str) -> None:
@@ -497,11 +700,11 @@ def _record_progress(record: MailImport, summary: ImportSummary, results: list[I
 def _import_finish(
     *, workspace, summary: ImportSummary, removed: set[int], started: float, label: str, actor, record, source, error
 ):
-    summary.thread_ids -= removed
     for skipped in getattr(source, "skipped", None) or []:
         summary.skip(skipped.path, skipped.reason)
     summary.files_seen = getattr(source, "files_seen", 0)
     summary.files_read = getattr(source, "files_read", 0)
+    summary.thread_ids -= removed
     if summary.thread_ids:
         _extraction_enqueue(workspace=workspace, thread_ids=summary.thread_ids)
     summary.seconds = time.monotonic() - started

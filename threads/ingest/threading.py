@@ -12,10 +12,19 @@ mailbox is read in.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from django.db import connection
+from psycopg.rows import dict_row
 
 from threads.models import Message, MessageReference, Thread
+from workspaces.named_sql import NamedQueries
 from workspaces.services import audit_event_record
+
+_SQL = NamedQueries(Path(__file__).resolve().parent.parent / "sql")
 
 
 def domain_is_internal(address: str, internal_domains: list[str]) -> bool:
@@ -301,3 +310,188 @@ def thread_refresh(*, thread: Thread, internal_domains: list[str]) -> Thread:
     thread.message_count = len(rows)
     thread.save()
     return thread
+
+
+# --- a batch at a time ---------------------------------------------------------------------------
+# ``mail_import`` threads a whole batch with a handful of queries: every thread the batch can
+# touch is found with one query for all its ids (and one for its subjects), loaded once, and the
+# batch and those threads are regrouped from scratch together. Since the grouping is the same
+# whatever the order (see ``conversations``), this is the grouping message-at-a-time gives.
+# The statements go through psycopg with bound parameters (arrays and one JSON document), in
+# the caller's transaction and workspace context.
+
+
+def _query(name: str, params: dict, *, rows: bool = True) -> list:
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection, row_factory=dict_row if rows else psycopg.rows.tuple_row) as cursor:
+        cursor.execute(_SQL[name], params)
+        found = cursor.fetchall() if cursor.description else []
+    if rows:  # Django's connection hands jsonb over as text, for its own fields to decode
+        for row in found:
+            for key in ("references_json", "in_reply_to_json"):
+                if isinstance(row.get(key), str):
+                    row[key] = json.loads(row[key])
+    return found
+
+
+def _threads_naming(ids: list[str], *, known: set[int]) -> set[int]:
+    """Threads (outside ``known``) with a message that has one of ``ids``, or names one."""
+    if not ids:
+        return set()
+    return {row[0] for row in _query("threads_naming", {"ids": ids, "known": sorted(known)}, rows=False)}
+
+
+def _subject_threads_batch(rows: list[dict], *, window_days: int, internal_domains: list[str]) -> set[int]:
+    """Threads holding a reference-less message that subject-links to a reference-less one of ``rows``."""
+    loose = [r for r in rows if not r["related_ids"] and r["base_subject"] and r["sent_at"] and r["participants"]]
+    if not loose:
+        return set()
+    window = timedelta(days=window_days)
+    by_subject: dict[str, list[dict]] = {}
+    for row in loose:
+        by_subject.setdefault(row["base_subject"], []).append(row)
+    candidates = _query(
+        "subject_candidates",
+        {
+            "subjects": list(by_subject),
+            "since": min(r["sent_at"] for r in loose) - window,
+            "until": max(r["sent_at"] for r in loose) + window,
+        },
+    )
+    return {
+        row["thread_id"]
+        for row in candidates
+        if any(
+            _subject_linked(mine, row, window=window, internal_domains=internal_domains)
+            for mine in by_subject[row["base_subject"]]
+        )
+    }
+
+
+def _closure_batch(rows: list[dict], thread_ids: set[int]) -> list[dict]:
+    """The messages of ``thread_ids`` and of every thread sharing an id with them (as in
+    ``_rows_closure``, for a batch); ``thread_ids`` grows in place. Each id is looked up once."""
+    asked = {r["message_id"] for r in rows} | {i for r in rows for i in r["related_ids"]}
+    loaded = _query("thread_rows", {"threads": sorted(thread_ids)}) if thread_ids else []
+    fresh = loaded
+    for _ in range(50):
+        ids = {r["message_id"] for r in fresh} | {i for r in fresh for i in r["related_ids"]}
+        ids -= asked
+        asked |= ids
+        more = _threads_naming(sorted(ids), known=thread_ids)
+        if not more:
+            break
+        thread_ids |= more
+        fresh = _query("thread_rows", {"threads": sorted(more)})
+        loaded += fresh
+    return loaded
+
+
+def thread_summary(rows: list[dict], *, internal_domains: list[str]) -> dict:
+    """A thread's summary fields from its messages' rows (what ``thread_refresh`` computes)."""
+    ordered = sorted(rows, key=lambda r: (r["sent_at"] is None, r["sent_at"] or 0, r["message_id"]))
+    participants: dict[str, None] = {}
+    for row in ordered:
+        for person in row["participants"]:
+            participants.setdefault(person, None)
+    dates = [r["sent_at"] for r in ordered if r["sent_at"] is not None]
+    first = next((r for r in ordered if r["subject"]), ordered[0] if ordered else None)
+    return {
+        "subject": first["subject"][:998] if first else "",
+        "base_subject": first["base_subject"] if first else "",
+        "participants": list(participants)[:500],
+        "primary_contact_email": next((p for p in participants if not domain_is_internal(p, internal_domains)), "")[
+            :320
+        ],
+        "first_message_at": min(dates).isoformat() if dates else None,
+        "last_message_at": max(dates).isoformat() if dates else None,
+        "message_count": len(rows),
+    }
+
+
+class BatchThreading:
+    """The outcome of ``threads_assign_batch``: each batch message's thread, the threads whose
+    messages changed, and the threads removed (merged into others)."""
+
+    def __init__(self):
+        self.thread_of: dict[int, int] = {}
+        self.changed: set[int] = set()
+        self.removed: list[int] = []
+
+
+def threads_assign_batch(
+    *, workspace_id: int, rows: list[dict], window_days: int, internal_domains: list[str]
+) -> BatchThreading:
+    """Thread a batch of parsed, not yet threaded messages (``rows``: the ``thread_rows``
+    columns, ``thread_id`` None; their MessageReference rows stored already). Creates, merges,
+    splits and refreshes threads; the caller stores each message's ``thread_of`` with its fields."""
+    outcome = BatchThreading()
+    if not rows:
+        return outcome
+    ids = sorted({r["message_id"] for r in rows} | {i for r in rows for i in r["related_ids"]})
+    thread_ids = _threads_naming(ids, known=set())
+    thread_ids |= _subject_threads_batch(rows, window_days=window_days, internal_domains=internal_domains)
+    existing = _closure_batch(rows, thread_ids)
+    parts = conversations(existing + rows, window_days=window_days, internal_domains=internal_domains)
+    # As in ``thread_assign``: the biggest conversation keeps the oldest thread, any other gets
+    # one of its own, and threads left with no conversation are removed.
+    parts.sort(key=lambda part: (-len(part), min(r["message_id"] for r in part)))
+    old_size: dict[int, int] = {}
+    for row in existing:
+        old_size[row["thread_id"]] = old_size.get(row["thread_id"], 0) + 1
+    free = sorted(thread_ids)
+    plan: list[tuple[int | None, list[dict]]] = []
+    for part in parts:
+        current = sorted({r["thread_id"] for r in part if r["thread_id"] in free})
+        if current:
+            free.remove(current[0])
+        plan.append((current[0] if current else None, part))
+    fresh = [
+        {"n": n, **thread_summary(part, internal_domains=internal_domains)}
+        for n, (thread_id, part) in enumerate(plan)
+        if thread_id is None
+    ]
+    created = iter(
+        row[0]
+        for row in (
+            _query("threads_insert", {"workspace_id": workspace_id, "rows": json.dumps(fresh)}, rows=False)
+            if fresh
+            else []
+        )
+    )
+    moving: dict[int, int] = {}
+    updates: list[dict] = []
+    regrouped = bool(free)
+    for thread_id, part in plan:
+        if thread_id is None:
+            thread_id = next(created)
+        elif len(part) == old_size.get(thread_id) and all(r["thread_id"] == thread_id for r in part):
+            continue  # exactly the thread it was: nothing to write
+        else:
+            updates.append({"id": thread_id, **thread_summary(part, internal_domains=internal_domains)})
+        outcome.changed.add(thread_id)
+        for row in part:
+            if row["thread_id"] is None:
+                outcome.thread_of[row["pk"]] = thread_id
+            elif row["thread_id"] != thread_id:
+                moving[row["pk"]] = thread_id
+                regrouped = True
+    if updates:
+        _query("threads_summary_store", {"rows": json.dumps(updates)}, rows=False)
+    if moving:
+        _query("messages_move", {"ids": list(moving), "threads": list(moving.values())}, rows=False)
+    if free:
+        Thread.objects.filter(pk__in=free).delete()
+        outcome.removed = free
+    if regrouped:
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="thread.regrouped",
+            data={
+                "threads": sorted(outcome.changed),
+                "removed": free,
+                "moved": len(moving),
+                "message_ids": sorted(r["message_id"] for r in rows)[:100],
+            },
+        )
+    return outcome

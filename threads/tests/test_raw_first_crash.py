@@ -8,6 +8,7 @@ bytes are in the database, status ``received``, and parsing them later makes it 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -141,3 +142,44 @@ def test_web_worker_killed_by_its_timeout_keeps_the_inbound_message(tmp_path):
         log.close()
     assert "WORKER TIMEOUT" in (tmp_path / "gunicorn.log").read_text()
     _assert_kept_and_parsed_later(workspace, "hook@x", raw)
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["parsed-in-process", "parsed-in-the-pool"])
+def test_ingest_killed_mid_batch_keeps_every_raw_message_of_the_batch(tmp_path, pool):
+    """An mbox whose one batch holds a message that takes seconds to parse: the batch's raw
+    bytes are committed in one statement before parsing starts, so killing ``ingest`` (and its
+    parse workers: the whole process group) mid-parse keeps all of them, and importing the
+    file again parses each once."""
+    from threads.tests.mail import mail
+
+    workspace = workspace_create(slug=f"batch-crash-{int(pool)}", name="Crash", internal_domains=["team.example"])
+    raws = [mail(f"before{n}@x") for n in range(30)] + [slow_mail("slow")] + [mail(f"after{n}@x") for n in range(30)]
+    path = tmp_path / "box.mbox"
+    path.write_bytes(b"".join(b"From x@y Mon Jan  5 09:00:00 2026\n" + raw.rstrip(b"\n") + b"\n\n" for raw in raws))
+    env = {**worker_env(), "THREADLINE_INGEST_POOL_MIN": "1" if pool else "100000", "THREADLINE_INGEST_WORKERS": "2"}
+    command = [sys.executable, "manage.py", "ingest", str(path), "--workspace", workspace.slug, "--no-progress"]
+    proc = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with workspace_context(workspace):
+                statuses = list(Message.objects.values_list("parse_status", flat=True))
+            if len(statuses) == len(raws):
+                break
+            assert proc.poll() is None, "the import ended before the batch was stored"
+            assert time.monotonic() < deadline, "the batch was never stored"
+            time.sleep(0.02)
+        time.sleep(0.3)  # well inside the slow message's parse
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    with workspace_context(workspace):
+        kept = {m.message_id: (bytes(m.raw), m.parse_status) for m in Message.objects.all()}
+    assert {status for _, status in kept.values()} == {"received"}, "parsed before it could be killed"
+    assert sorted(raw for raw, _ in kept.values()) == sorted(raws)
+    summary = mail_import(workspace=workspace, messages=[(raw, "again") for raw in raws])
+    assert (summary.read, summary.new, summary.duplicate, summary.failed) == (len(raws), len(raws), 0, 0)
+    with workspace_context(workspace):
+        assert Message.objects.filter(parse_status="parsed").count() == len(raws)

@@ -18,7 +18,7 @@ def summary_lines(summary, *, listed: int = 50) -> list[str]:
     files = f" from {s.files_read} of {s.files_seen} files" if s.files_seen else ""
     lines = [
         f"read {s.read} messages{files}: new {s.new}, duplicate {s.duplicate}, conflict {s.conflict}, "
-        f"failed {s.failed}; threads changed {len(s.thread_ids)}; {s.seconds:.1f} seconds"
+        f"failed {s.failed}; threads changed {s.threads_changed}; {s.seconds:.1f} seconds"
     ]
     if s.skipped_count:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(s.skipped_by_reason.items()))
