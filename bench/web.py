@@ -82,7 +82,9 @@ def main() -> int:
 def run(args) -> None:
     started = time.perf_counter()
     if not args.reuse:
-        _prepare_database()
+        from bench._benchdb import database_recreate
+
+        database_recreate(BENCH_DB)
     import django
 
     django.setup()
@@ -269,31 +271,13 @@ def _check_item(text: str) -> str | None:
 # --- the database -----------------------------------------------------------------------------
 
 
-def _owner_dsn(dbname: str) -> str:
-    from config import settings as cfg
-
-    owner = cfg.DATABASE_OWNER
-    return f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']} dbname={dbname}" + (
-        f" password={owner['PASSWORD']}" if owner.get("PASSWORD") else ""
-    )
-
-
-def _prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect(_owner_dsn("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-
-
 def _populate(*, items: int, clients: int) -> tuple[list[str], list[int]]:
     """Both workspaces; returns the measured one's reviewers and, for the item page, open items
     (those nobody holds), oldest first."""
-    import psycopg
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from bench._benchdb import vacuum
     from review.models import ReviewItem
     from workspaces.models import Workspace
     from workspaces.rls import workspace_context
@@ -313,10 +297,7 @@ def _populate(*, items: int, clients: int) -> tuple[list[str], list[int]]:
             membership_add(workspace=workspace, user=user, role="reviewer")
         with workspace_context(workspace), connection.cursor() as cursor:
             cursor.execute(_POPULATE_SQL, {"ws": workspace.pk, "threads": threads, "per_thread": MESSAGES_PER_THREAD})
-    # What autovacuum does soon after a bulk load: statistics and the visibility map. As the
-    # owner: the app role may not vacuum tables it does not own.
-    with psycopg.connect(_owner_dsn(BENCH_DB), autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE)")
+    vacuum(BENCH_DB)
     with workspace_context(Workspace.objects.get(slug=SLUG)):
         total = ReviewItem.objects.count()
     if total != threads * ITEMS_PER_THREAD:
