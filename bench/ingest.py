@@ -43,7 +43,9 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+BENCH_DB = "threadline_bench_ingest"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["DATABASE_NAME"] = BENCH_DB  # its own database: the development one is untouched
 
 # The reference loops read this many messages (the first of the mbox), before and after the import.
 REFERENCE_SAMPLE = 5_000
@@ -305,6 +307,10 @@ def main() -> None:
     if args.rss_only:
         bench_rss_only(args.messages)
         return
+    # Made once here; the fresh processes started below (--rss-only, --attachment-only) use it.
+    from bench._benchdb import database_recreate
+
+    database_recreate(BENCH_DB)
     if args.rss_check:
         print("| messages | import msg/s | RSS before | peak RSS | largest parse worker |\n|---:|---:|---:|---:|---:|")
         for count in (max(args.messages // 4, 1), max(args.messages // 2, 1), args.messages):
