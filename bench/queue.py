@@ -261,17 +261,13 @@ def _prepare_database() -> str:
     """Create and migrate threadline_bench (ours), apply procrastinate's schema; the owner DSN."""
     import psycopg
 
-    from config import settings as cfg
+    from bench._benchdb import owner_dsn
 
-    owner = cfg.DATABASE_OWNER
-    dsn = f"host={owner['HOST']} port={owner['PORT']} user={owner['USER']}"
-    if owner.get("PASSWORD"):
-        dsn += f" password={owner['PASSWORD']}"
-    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
+    with psycopg.connect(owner_dsn("postgres"), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-    bench_dsn = f"{dsn} dbname={BENCH_DB}"
+    bench_dsn = owner_dsn(BENCH_DB)
     with psycopg.connect(bench_dsn, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
             from procrastinate.schema import SchemaManager
