@@ -1,53 +1,86 @@
 """Scale bench: the console's pages at 1,000 and at 1,000,000 messages, RLS overhead, queue bloat.
 
     .venv/bin/python bench/scale.py [--messages 1000000] [--baseline 1000] [--workspaces 50]
-                                    [--processes 2] [--churn-seconds 3600] [--smoke]
+                                    [--processes 2] [--churn-seconds 3600] [--samples 30]
+                                    [--phases import,extract,pages,rls,bloat] [--resume]
+                                    [--fresh] [--import-figures [SIZE=]SECONDS[,RSS_MB]] [--smoke]
 
-For each size (``--baseline``, then ``--messages``) in its own database
-(``threadline_bench_scale``, dropped and created on the server the settings point at):
+A full run takes hours (at 1M: the import 30-60 min, the extraction longer, an hour of churn),
+so it goes **phase by phase, and can stop and go on later**. Each size (``--baseline``, then
+``--messages``) has its own database, ``threadline_bench_scale_<messages>``, made once and
+kept (``--fresh`` drops it first), and a record of what was measured on it,
+``var/bench/threadline_bench_scale_<messages>.json`` (a phase's figures are written there
+when it finishes, with the run and the code that measured them; long phases also note their
+progress there as they go). The tables at the end are printed from these records, each saying
+which run and date its figures came from. ``--phases`` picks phases (each runs alone against
+a size database that has what it needs); ``--resume`` skips the ones already recorded.
 
-1. **Mail**: ``--workspaces`` workspaces, a few very large ones holding half of the mail
+1. **import**: ``--workspaces`` workspaces, a few very large ones holding half of the mail
    (25%, 15%, 10%; the rest share the other half). Each gets mbox files streamed to a
-   temporary folder in chunks (threads of 1-30 messages, most short; replies quote the
-   message before; customers of many companies and the workspace's own reps write; budget,
-   authority, need and timeline sentences for the extractor) and imported through the real
-   path, ``manage.py ingest``, ``--processes`` workspaces at a time, largest first. Deals
-   (about one per three companies) are saved first through ``deals.services.deals_save``,
-   as a CRM sync would, so linking has something to find. Every message must be stored.
-2. **Extraction**: ``--processes`` real ``manage.py runworker --batch`` processes drain the
-   queue (``extract_thread`` and everything it leads to: linking, deal facts, readiness,
-   the dry-run CRM sync), again until nothing is due.
-3. **Pages**: server time in-process (Django's test client: middleware, queries,
+   temporary folder in chunks of ``--chunk`` (threads of 1-30 messages, most short; replies
+   quote the message before; customers of many companies and the workspace's own reps write;
+   budget, authority, need and timeline sentences for the extractor) and imported through
+   the real path, ``manage.py ingest``, ``--processes`` workspaces at a time, largest first.
+   Deals (about one per three companies) are saved first through ``deals.services.deals_save``,
+   as a CRM sync would, so linking has something to find. The mail is deterministic (a seed
+   per workspace), so a stopped import goes on where it stopped: per workspace, the chunks
+   already stored are skipped and the chunk that was cut is ingested again (its stored
+   messages come back as ingest's duplicates, counted). Every message must be stored exactly
+   once. Each importer reports, per chunk, its peak RSS (``getrusage``: itself, and its parse
+   workers, which end with each chunk) and its RSS now: the figures show whether memory stays
+   flat over hundreds of thousands of messages in one process. A database whose import an
+   earlier run finished without a record (main's code before this bench recorded anything)
+   is taken as imported; ``--import-figures 1000000=2400`` records that run's import time
+   (and optionally ``,RSS_MB``) as read from its log.
+2. **extract**: ``--processes`` real ``manage.py runworker --batch`` processes drain the
+   queue (``extract_thread`` and everything it leads to: linking, deal facts, readiness, the
+   dry-run CRM sync), again until nothing is due; progress every 30 s with jobs due, the rate
+   and an estimate of the time left. Stopped, it goes on with what is still due; its
+   seconds add up over the runs that did it, and jobs finished before the first record
+   (an unrecorded run) are named, not counted as this phase's.
+3. **pages**: server time in-process (Django's test client: middleware, queries,
    templates, no network) as a signed-in reviewer of the largest workspace, ``--samples``
-   requests each after a warm-up, p50 and p95: the review queue, a review item, the threads
-   list, a thread search (a company's name), a thread search that matches nothing (the
-   worst case: every row looked at), the deal list and the dashboard. Goal: p95 at the
-   large size at most 1.5 x p95 at the baseline.
+   requests each after a warm-up, the sizes interleaved request by request, p50 and p95: the
+   review queue, a review item, the threads list (its first page and a page 90% deep, reached
+   by its keyset link), a thread search (a company's name), a thread search that matches
+   nothing, the deal list and the dashboard. Goal: p95 at the large size at most 1.5 x p95 at
+   the baseline.
 
 At the large size only:
 
-4. **Row-level security**: each page's slowest query (as captured from the page) is run
-   ``--rls-reps`` times as the app role under RLS with the workspace set, and as the owner
-   with RLS not forced and every tenant table replaced, through ``search_path``, by a view
-   holding the same workspace filter as a plain ``WHERE workspace_id = …`` (so the query text
-   and its rows are the same). Ratio RLS / plain; goal at most 1.1.
-5. **Queue bloat**: ``jobs_job`` size, dead rows and the claim's time before, then after
+4. **rls**: each page's slowest query (captured from one request of the page) as the app
+   role under RLS with the workspace set, and as the owner with RLS not forced and every
+   tenant table replaced, through ``search_path``, by a view holding the same workspace filter
+   as a plain ``WHERE workspace_id = …`` (so the query text and its rows are the same). Both
+   connections plan each run (no prepared statements, as Django). Measured in ``--rls-rounds``
+   rounds (default 9); in each, a warm-up then N runs as one side and N as the other, the side
+   that goes first alternating round by round, N chosen so a side takes at least 0.2 s (at
+   least ``--rls-reps``). Each round gives a median per side and their ratio; the figures are
+   the medians over the rounds (the ratio: the median of the rounds' ratios, so load that
+   changes between rounds weighs on both sides alike). Goal at most 1.1.
+5. **bloat**: ``jobs_job`` size, dead rows and the claim's time before, then after
    ``--churn-seconds`` of enqueue + claim + finish as fast as one process goes while another
    connection holds a snapshot open (so VACUUM can remove nothing), then after
    ``manage.py prune_jobs --older-than 0s`` with the snapshot released, then after VACUUM.
 
-Full size takes long: generation is cheap, the import runs at the speed of ``ingest`` and
-the extraction at that of the workers. ``--smoke`` (300 messages as both sizes, 2
-workspaces, 3 samples, 3 s of churn; about a minute) runs every phase once and exits with status 1 when
-something is wrong: a message not stored, a page not answering 200, no review item, a query
-whose rows differ with and without RLS. Never run by the test suite; CI runs the smoke.
+``--smoke`` (300 messages as both sizes, 2 workspaces, chunks of 50, 3 samples, 3 s of churn;
+about two minutes) runs every phase and a stop-and-resume: the import is stopped in its
+second chunk, resumed (every generated message must then be stored exactly once, the cut
+chunk's stored ones counted as duplicates), then its record dropped and given again with
+``--import-figures`` as for a database built by main's code. It exits with status 1 when
+something is wrong: a message not stored or stored twice, a page not answering 200, no
+review item, a query whose rows differ with and without RLS. Never run by the test suite;
+CI runs the smoke.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -63,6 +96,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "threadline_bench_scale"  # one database per size: threadline_bench_scale_<messages>
+RECORDS = ROOT / "var" / "bench"  # one JSON record per size database, named after it
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["DATABASE_NAME"] = os.environ.get("DATABASE_NAME", BENCH_DB) if "--importer" in sys.argv else BENCH_DB
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -70,6 +104,8 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 CHUNK = 20_000  # messages per mbox file: the disk holds a few chunks at a time, never the whole mail
 LARGE_SHARES = (0.25, 0.15, 0.10)
 NOOP_TASK = "bench.scale_noop"
+PHASES = ("import", "extract", "pages", "rls", "bloat")
+STOPPED_EXIT = 75  # an importer stopped as asked (--stop-after), mid-chunk
 STARTED = time.monotonic()
 
 
@@ -79,6 +115,77 @@ def log(line: str) -> None:
 
 class BenchFailed(Exception):
     """Something the smoke must catch: the bench exits with status 1 naming it."""
+
+
+class Stopped(Exception):
+    """A phase stopped before its end (asked to, or interrupted); its progress is recorded."""
+
+
+def _eta(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def _code_version() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
+    return (done.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")
+
+
+RUN = {"run": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": ""}
+
+
+class Record:
+    """What has been measured on one size database, in ``var/bench/<database>.json``: written
+    whole (to a temporary file, then renamed) each time a phase finishes or notes progress, so
+    a run cut off at any moment leaves the last good record."""
+
+    def __init__(self, db: str):
+        self.db = db
+        self.path = RECORDS / f"{db}.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"database": db}
+
+    def phase(self, name: str) -> dict | None:
+        return self.data.get(name)
+
+    def progress(self, name: str) -> dict:
+        return self.data.setdefault("progress", {}).setdefault(name, {})
+
+    def finish(self, name: str, figures: dict) -> None:
+        self.data[name] = {**figures, "run": RUN["run"], "code": RUN["code"], "finished": _now()}
+        self.data.get("progress", {}).pop(name, None)
+        self.save()
+
+    def drop(self, name: str) -> None:
+        self.data.pop(name, None)
+        self.save()
+
+    def save(self) -> None:
+        RECORDS.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.data = {"database": self.db}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _source(rec: dict | None) -> str:
+    if not rec:
+        return "not measured"
+    return f"run of {rec.get('run', '?')}, code {rec.get('code') or '?'}, finished {rec.get('finished', '?')}"
 
 
 # --- the mail --------------------------------------------------------------------------------
@@ -192,42 +299,68 @@ def mail_generate(ws: int, count: int, seed: int):
             written += 1
 
 
-def importer_main(folder: str, assignments: list[str]) -> None:
-    """One importer process (``--importer``): for each ``ws:slug:count``, the mail is generated
+def _rss_now_kb() -> int:
+    """This process's resident set now (kB), from /proc; 0 where there is none."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def importer_main(folder: str, chunk_size: int, stop_after: int, assignments: list[str]) -> None:
+    """One importer process (``--importer``): for each ``ws:slug:count:skip``, the mail is
+    generated, its first ``skip`` messages passed over (already stored), and the rest written
     chunk by chunk and each chunk imported by the ``ingest`` command (run in this process, so
-    Django starts once per process, not once per chunk). One line per chunk on stdout."""
+    Django starts once per process, not once per chunk). One line per chunk on stdout, with
+    this process's peak RSS, its parse workers' (they end with each chunk's import) and its
+    RSS now. ``stop_after`` > 0: stop after that many messages of this process, in the middle
+    of a chunk, exiting STOPPED_EXIT (the smoke's stop-and-resume)."""
     import io
 
     import django
     from django.core.management import call_command
 
     django.setup()
+    handled = 0
     for assignment in assignments:
-        ws, slug, count = assignment.split(":")
-        ws, count = int(ws), int(count)
+        ws, slug, count, skip = assignment.split(":")
+        ws, count, skip = int(ws), int(count), int(skip)
         entries = mail_generate(ws, count, seed=1000 + ws)
-        chunk, read = 0, 0
+        for _ in range(skip):
+            next(entries)
+        chunk, read = skip // chunk_size, skip
         while read < count:
             chunk += 1
+            limit = chunk_size
+            stopping = 0 < stop_after < handled + min(chunk_size, count - read)
+            if stopping:
+                limit = stop_after - handled
             path = Path(folder) / f"{slug}-{chunk}.mbox"
             n = 0
             with open(path, "w", encoding="utf-8") as out:
                 for entry in entries:
                     out.write(entry)
                     n += 1
-                    if n >= CHUNK:
+                    if n >= limit:
                         break
             summary = io.StringIO()
             started = time.monotonic()
             call_command("ingest", str(path), workspace=slug, no_progress=True, stdout=summary)
             path.unlink()
             read += n
+            handled += n
             text = summary.getvalue()
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            numbers = " ".join(str(_summary_number(text, w)) for w in ("new", "duplicate", "conflict", "failed"))
             print(
-                f"chunk {slug} {n} {_summary_number(text, 'new')} {_summary_number(text, 'failed')} "
-                f"{time.monotonic() - started:.2f}",
+                f"chunk {slug} {n} {numbers} {time.monotonic() - started:.2f} {own} {workers} {_rss_now_kb()}",
                 flush=True,
             )
+            if stopping:
+                print(f"stopped after {handled} messages, in chunk {chunk} of {slug}", flush=True)
+                sys.exit(STOPPED_EXIT)
 
 
 def _summary_number(stdout: str, word: str) -> int:
@@ -236,6 +369,13 @@ def _summary_number(stdout: str, word: str) -> int:
 
     match = re.search(rf"\b{word} (\d+)", stdout)
     return int(match[1]) if match else 0
+
+
+def message_ids_generated(ws: int, count: int) -> set[str]:
+    """The Message-IDs of workspace ``ws``'s generated mail (the smoke's exactly-once check)."""
+    import re
+
+    return {re.search(r"Message-ID: <([^>]+)>", e)[1] for e in mail_generate(ws, count, seed=1000 + ws)}
 
 
 # --- one size ----------------------------------------------------------------------------------
@@ -250,63 +390,56 @@ def use_database(db: str) -> None:
     connections["default"].settings_dict["NAME"] = db
 
 
-def reused(total: int, workspaces: int) -> dict | None:
-    """What the measurements need of a size's database left by an earlier run (``--reuse``),
-    or None when there is none to reuse. Import and extraction figures are not known again."""
+def database_exists(db: str) -> bool:
     import psycopg
-    from django.contrib.auth import get_user_model
 
     from bench._benchdb import owner_dsn
-    from workspaces.models import Workspace
 
-    db = f"{BENCH_DB}_{total}"
     with psycopg.connect(owner_dsn("postgres"), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone():
-            return None
-    use_database(db)
-    workspace = Workspace.objects.filter(slug="scale-00").first()
-    reviewer = get_user_model().objects.filter(username="scale-reviewer").first()
-    if workspace is None or reviewer is None or Workspace.objects.count() != workspaces:
-        return None
-    ids = list(Workspace.objects.order_by("pk").values_list("pk", flat=True))
-    log(f"reusing {db} (import and extraction figures are those of the run that built it)")
-    return {
-        "db": db,
-        "messages": total,
-        "threads": _count_all(ids, "threads", "Thread"),
-        "slug": workspace.slug,
-        "workspace_id": workspace.pk,
-        "import_seconds": float("nan"),
-        "extract_seconds": float("nan"),
-        "jobs": _count_all(ids, "jobs", "Job", status__in=["succeeded", "failed"]),
-        "items": _count_all(ids, "review", "ReviewItem"),
-        "reviewer": reviewer,
-        "workspace_messages": _count_all([workspace.pk], "threads", "Message"),
-    }
+        return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone())
 
 
-def populate(total: int, workspaces: int, processes: int) -> dict:
-    """Workspaces, deals, mail, extraction in a database of their own; returns what the measurements need."""
-    from django.contrib.auth import get_user_model
+def database_drop(db: str) -> None:
+    import psycopg
     from django.db import connections
 
-    from bench._benchdb import database_recreate
+    from bench._benchdb import owner_dsn
+
+    connections.close_all()  # the owner may not end the app role's sessions that DROP DATABASE ends
+    with psycopg.connect(owner_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def slugs_of(workspaces: int) -> list[str]:
+    return [f"scale-{i:02d}" for i in range(workspaces)]
+
+
+def workspaces_setup(total: int, workspaces: int) -> list[int]:
+    """The workspaces, their deals and the reviewer, made where missing (a stopped run may have
+    made some); returns the workspaces' ids, in order."""
+    from django.contrib.auth import get_user_model
+
+    from deals.models import Deal
     from deals.services import deals_save
+    from workspaces.models import Membership, Workspace
+    from workspaces.rls import workspace_context
     from workspaces.services import membership_add, workspace_create
 
-    db = f"{BENCH_DB}_{total}"
-    connections.close_all()  # the owner may not end the app role's sessions that DROP DATABASE ends
-    use_database(db)
-    database_recreate(db)
     counts = workspace_counts(total, workspaces)
-    slugs = [f"scale-{i:02d}" for i in range(workspaces)]
-    workspace_ids = []
-    deal_total = 0
-    for i, slug in enumerate(slugs):
-        ws = workspace_create(slug=slug, name=f"Scale {i}", internal_domains=[internal_domain(i)])
-        workspace_ids.append(ws.pk)
+    ids, made = [], 0
+    for i, slug in enumerate(slugs_of(workspaces)):
+        ws = Workspace.objects.filter(slug=slug).first()
+        if ws is None:
+            ws = workspace_create(slug=slug, name=f"Scale {i}", internal_domains=[internal_domain(i)])
+        ids.append(ws.pk)
+        wanted = range(0, company_count(counts[i]), 3)
+        with workspace_context(ws):
+            have = Deal.objects.count()
+        if have >= len(wanted):
+            continue
+        made += 1
         deals = []
-        for k in range(0, company_count(counts[i]), 3):
+        for k in wanted:
             name, domain = company(i, k)
             deals.append(
                 {
@@ -320,41 +453,119 @@ def populate(total: int, workspaces: int, processes: int) -> dict:
                 }
             )
         deals_save(workspace_id=ws.pk, crm="csv", deals=deals)
-        deal_total += len(deals)
-    reviewer = get_user_model().objects.create_user(username="scale-reviewer", password=None)
-    from workspaces.models import Workspace
+    reviewer, _ = get_user_model().objects.get_or_create(username="scale-reviewer")
+    first = Workspace.objects.get(pk=ids[0])
+    with workspace_context(first):
+        member = Membership.objects.filter(user=reviewer).exists()
+    if not member:
+        membership_add(workspace=first, user=reviewer, role="reviewer")
+    if made:
+        log(f"{workspaces} workspaces; deals saved in {made} of them")
+    return ids
 
-    membership_add(workspace=Workspace.objects.get(slug=slugs[0]), user=reviewer, role="reviewer")
-    log(f"{workspaces} workspaces, {deal_total} deals; importing {total:,} messages, {processes} at a time")
 
+def phase_import(args, total: int, rec: Record, *, stop_after: int = 0, given: dict | None = None) -> None:
+    """Make the size's database if it is not there, and import what is not stored yet."""
+    from bench._benchdb import database_recreate
+
+    db = rec.db
+    if not database_exists(db):
+        if rec.phase("import") or rec.data.get("progress"):
+            log(f"{db} is gone: its record ({rec.path.name}) is dropped")
+            rec.remove()
+        use_database(db)
+        database_recreate(db)
+    use_database(db)
+    ids = workspaces_setup(total, args.workspaces)
+    counts = workspace_counts(total, args.workspaces)
+    stored = [_count_all([ws], "threads", "Message") for ws in ids]
+    progress = rec.progress("import")
+    given_here = (given or {}).get(total)
+    if sum(stored) >= total and (rec.phase("import") is None or given_here):
+        # Imported by a run that recorded nothing (or its figures are given again).
+        threads = _count_all(ids, "threads", "Thread")
+        figures = {"messages": total, "stored": sum(stored), "threads": threads, "imported": total}
+        if given_here:
+            seconds, rss = given_here
+            figures |= {"seconds": seconds, "msg_per_s": total / seconds, "source": "given (--import-figures)"}
+            if rss:
+                figures["rss"] = {"self_peak_mb": rss}
+        elif progress:
+            figures |= {"seconds": progress.get("seconds"), "source": "progress notes (the end was not recorded)"}
+        else:
+            figures |= {"seconds": None, "source": "imported by a run that recorded nothing; --import-figures gives it"}
+        rec.finish("import", figures)
+        log(f"import: {db} holds all {total:,} messages; recorded ({figures['source']})")
+        return
+    if rec.phase("import"):
+        log(f"import: recorded as finished ({_source(rec.phase('import'))}); --fresh imports again")
+        return
+    if progress.setdefault("chunk", args.chunk) != args.chunk:
+        raise BenchFailed(
+            f"{db}: its import was begun with chunks of {progress['chunk']}, not {args.chunk}: "
+            f"go on with --chunk {progress['chunk']} (the stored chunks are skipped whole)"
+        )
+    progress.setdefault("stored_at_start", sum(stored))
+    progress.setdefault("seconds", 0.0)
+    progress.setdefault("segments", [])
+    seconds_before = progress["seconds"]
+    skips = [s // args.chunk * args.chunk if s < c else c for s, c in zip(stored, counts, strict=True)]
+    left = total - sum(skips)
+    if sum(stored):
+        log(
+            f"import goes on: {sum(stored):,} of {total:,} messages stored; {left:,} to ingest "
+            f"({sum(stored) - sum(skips):,} of them stored already, in cut chunks: ingest must find them duplicates)"
+        )
+    else:
+        log(f"importing {total:,} messages into {args.workspaces} workspaces, {args.processes} at a time")
     # Largest first, each to the importer with the least mail so far (greedy balance).
-    loads: list[list] = [[0, []] for _ in range(processes)]
-    for i in sorted(range(workspaces), key=lambda i: -counts[i]):
+    loads: list[list] = [[0, []] for _ in range(args.processes)]
+    for i in sorted(range(args.workspaces), key=lambda i: -counts[i]):
+        if skips[i] >= counts[i]:
+            continue
         lightest = min(loads, key=lambda load: load[0])
-        lightest[0] += counts[i]
-        lightest[1].append(f"{i}:{slugs[i]}:{counts[i]}")
+        lightest[0] += counts[i] - skips[i]
+        lightest[1].append(f"{i}:{slugs_of(args.workspaces)[i]}:{counts[i]}:{skips[i]}")
     lock = threading.Lock()
-    done = {"n": 0, "new": 0, "failed": 0, "last": time.monotonic()}
+    done = {"n": 0, "new": 0, "duplicate": 0, "conflict": 0, "failed": 0, "last": time.monotonic()}
+    importers: list[dict] = []
     started = time.monotonic()
 
-    def follow(proc) -> None:
+    def note() -> None:
+        progress["seconds"] = seconds_before + time.monotonic() - started
+        rec.save()
+
+    def follow(proc, mine: dict) -> None:
         for line in proc.stdout:
             parts = line.split()
-            if len(parts) != 6 or parts[0] != "chunk":
+            if len(parts) != 11 or parts[0] != "chunk":
                 continue
             with lock:
-                done["n"] += int(parts[2])
-                done["new"] += int(parts[3])
-                done["failed"] += int(parts[4])
-                if time.monotonic() - done["last"] > 10 or done["n"] == total:
+                n = int(parts[2])
+                done["n"] += n
+                for k, key in enumerate(("new", "duplicate", "conflict", "failed")):
+                    done[key] += int(parts[3 + k])
+                own, workers, now = (int(p) / 1024 for p in parts[8:11])
+                mine["messages"] += n
+                mine.setdefault("self_peak_mb_first_chunk", own)
+                mine.update(self_peak_mb=own, workers_peak_mb=workers, self_now_mb=now)
+                note()
+                if time.monotonic() - done["last"] > 10 or done["n"] == left:
                     done["last"] = time.monotonic()
-                    rate = done["n"] / (time.monotonic() - started)
-                    log(f"  imported {done['n']:,} / {total:,} messages ({rate:,.0f}/s; last chunk of {parts[1]})")
+                    elapsed = time.monotonic() - started
+                    rate = done["n"] / elapsed if elapsed else 0
+                    peak = max(m.get("self_peak_mb", 0) for m in importers)
+                    log(
+                        f"  imported {done['n']:,} / {left:,} messages ({rate:,.0f}/s, ETA {_eta((left - done['n']) / rate if rate else float('nan'))}; "
+                        f"last chunk of {parts[1]}; importer RSS now {now:,.0f} MB, peak {peak:,.0f} MB, "
+                        f"parse workers' peak {workers:,.0f} MB)"
+                    )
 
+    stopped = False
     with tempfile.TemporaryDirectory(prefix="threadline-scale-") as tmp:
         procs = [
             subprocess.Popen(
-                [sys.executable, __file__, "--importer", tmp, *load[1]],
+                [sys.executable, __file__, "--importer", tmp, str(args.chunk), str(stop_after), *load[1]],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -363,49 +574,79 @@ def populate(total: int, workspaces: int, processes: int) -> dict:
             for load in loads
             if load[1]
         ]
-        followers = [threading.Thread(target=follow, args=(p,), daemon=True) for p in procs]
+        importers += [{"messages": 0} for _ in procs]
+        followers = [
+            threading.Thread(target=follow, args=pair, daemon=True) for pair in zip(procs, importers, strict=True)
+        ]
         for t in followers:
             t.start()
-        for p, t in zip(procs, followers, strict=True):
-            err = p.stderr.read()
-            p.wait()
-            t.join()
-            if p.returncode != 0:
-                raise BenchFailed(f"an importer exited {p.returncode}: {err[-3000:]}")
-    import_seconds = time.monotonic() - started
-    new, failed = done["new"], done["failed"]
-    stored = _count_all(workspace_ids, "threads", "Message")
-    threads = _count_all(workspace_ids, "threads", "Thread")
+        try:
+            for p, t in zip(procs, followers, strict=True):
+                err = p.stderr.read()
+                p.wait()
+                t.join()
+                if p.returncode == STOPPED_EXIT:
+                    stopped = True
+                elif p.returncode != 0:
+                    raise BenchFailed(f"an importer exited {p.returncode}: {err[-3000:]}")
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+            with lock:
+                progress["segments"].append(
+                    {"run": RUN["run"], "seconds": time.monotonic() - started, "importers": importers, **done}
+                )
+                del progress["segments"][-1]["last"]
+                note()
+    after = [_count_all([ws], "threads", "Message") for ws in ids]
+    # A re-read chunk's stored messages must come back as duplicates: not stored twice, not conflicts.
+    again = sum(s - k for s, k in zip(stored, skips, strict=True))
+    if done["conflict"]:
+        raise BenchFailed(f"ingest found {done['conflict']} conflicts: the generated mail was not the same again")
+    if not stopped and done["duplicate"] != again:
+        raise BenchFailed(f"{again} messages were ingested again, and ingest found {done['duplicate']} duplicates")
+    if stopped:
+        log(f"import stopped as asked: {sum(after):,} of {total:,} messages stored; --resume goes on")
+        raise Stopped("import")
+    threads = _count_all(ids, "threads", "Thread")
+    seconds = progress["seconds"]
+    imported = total - progress["stored_at_start"]
+    segments = progress["segments"]
     log(
-        f"import: {total:,} messages in {import_seconds:.0f} s ({total / import_seconds:,.0f}/s): "
-        f"new {new:,}, failed {failed:,}, stored {stored:,}, {threads:,} threads"
+        f"import: {imported:,} messages in {seconds:.0f} s ({imported / seconds:,.0f}/s) over {len(segments)} run(s): "
+        f"new {sum(s['new'] for s in segments):,}, duplicate {sum(s['duplicate'] for s in segments):,}, "
+        f"failed {sum(s['failed'] for s in segments):,}, stored {sum(after):,}, {threads:,} threads"
     )
-    if stored != total:
-        raise BenchFailed(f"{total - stored} of {total} generated messages were not stored")
-
-    started = time.monotonic()
-    jobs = extract(workspace_ids, processes)
-    extract_seconds = time.monotonic() - started
-    items = _count_all(workspace_ids, "review", "ReviewItem")
-    links = _count_all(workspace_ids, "deals", "ThreadLink")
-    log(f"extraction: {jobs:,} jobs in {extract_seconds:.0f} s; {items:,} review items, {links:,} thread links")
-
-    from bench._benchdb import vacuum
-
-    vacuum(db)
-    return {
-        "db": db,
-        "messages": total,
-        "threads": threads,
-        "slug": slugs[0],
-        "workspace_id": workspace_ids[0],
-        "import_seconds": import_seconds,
-        "extract_seconds": extract_seconds,
-        "jobs": jobs,
-        "items": items,
-        "reviewer": reviewer,
-        "workspace_messages": counts[0],
+    if sum(after) != total:
+        raise BenchFailed(f"{total - sum(after)} of {total} generated messages were not stored")
+    every = [i for s in segments for i in s["importers"] if i.get("messages")]
+    rss = {
+        "self_peak_mb_first_chunk": max(i["self_peak_mb_first_chunk"] for i in every),
+        "self_peak_mb": max(i["self_peak_mb"] for i in every),
+        "workers_peak_mb": max(i["workers_peak_mb"] for i in every),
+        "most_messages_in_one_process": max(i["messages"] for i in every),
     }
+    log(
+        f"  importers' peak RSS: {rss['self_peak_mb_first_chunk']:,.0f} MB after their first chunk, "
+        f"{rss['self_peak_mb']:,.0f} MB at the end (up to {rss['most_messages_in_one_process']:,} messages in one "
+        f"process); parse workers' peak {rss['workers_peak_mb']:,.0f} MB"
+    )
+    rec.finish(
+        "import",
+        {
+            "messages": total,
+            "stored": sum(after),
+            "threads": threads,
+            "imported": imported,
+            "seconds": seconds,
+            "msg_per_s": imported / seconds,
+            "runs": len(segments),
+            "duplicate": sum(s["duplicate"] for s in segments),
+            "rss": rss,
+            "source": "measured",
+        },
+    )
 
 
 def _count_all(workspace_ids: list[int], app: str, model: str, **filters) -> int:
@@ -421,94 +662,242 @@ def _count_all(workspace_ids: list[int], app: str, model: str, **filters) -> int
     return total
 
 
-def _jobs_due(workspace_ids: list[int]) -> int:
-    from django.db.models import Q
+def _jobs_state(workspace_ids: list[int]) -> tuple[int, int]:
+    """(jobs due or running, jobs finished) over the workspaces."""
+    from django.db.models import Count, Q
     from django.utils import timezone
 
-    now = timezone.now()
-    due = Q(status="queued", run_after__lte=now) | Q(status="running")
     from jobs.models import Job
     from workspaces.rls import workspace_context
 
-    total = 0
+    now = timezone.now()
+    due = Q(status="queued", run_after__lte=now) | Q(status="running")
+    finished = Q(status__in=["succeeded", "failed"])
+    total_due = total_finished = 0
     for ws in workspace_ids:
         with workspace_context(ws):
-            total += Job.objects.filter(due).count()
-    return total
+            row = Job.objects.aggregate(due=Count("pk", filter=due), finished=Count("pk", filter=finished))
+        total_due += row["due"]
+        total_finished += row["finished"]
+    return total_due, total_finished
 
 
-def extract(workspace_ids: list[int], processes: int) -> int:
-    """Real ``runworker --batch`` processes until no job is due; returns the jobs that finished."""
+def workspace_ids_of(workspaces: int) -> list[int]:
+    from workspaces.models import Workspace
+
+    ids = dict(Workspace.objects.filter(slug__in=slugs_of(workspaces)).values_list("slug", "pk"))
+    missing = [s for s in slugs_of(workspaces) if s not in ids]
+    if missing:
+        raise BenchFailed(f"workspaces {', '.join(missing[:5])} are missing: run the import phase first")
+    return [ids[s] for s in slugs_of(workspaces)]
+
+
+def phase_extract(args, total: int, rec: Record) -> None:
+    """Real ``runworker --batch`` processes until no job is due; seconds add up over stopped runs."""
+    db = rec.db
+    if not database_exists(db) or not rec.phase("import"):
+        raise BenchFailed(f"{db}: its import is not recorded as finished: run --phases import first")
+    use_database(db)
+    ids = workspace_ids_of(args.workspaces)
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    finished_before = _count_all(workspace_ids, "jobs", "Job", status__in=["succeeded", "failed"])
+    progress = rec.progress("extract")
+    due, finished = _jobs_state(ids)
+    if "finished_at_start" not in progress:
+        progress.update(finished_at_start=finished, seconds=0.0, runs=0)
+        if finished:
+            log(f"  {finished:,} jobs had finished before this phase was first recorded (an unrecorded run)")
+    progress["runs"] += 1
+    seconds_before = progress["seconds"]
+    started = time.monotonic()
+    finished_here = finished
+    log(f"extracting: {due:,} jobs due or running, {finished - progress['finished_at_start']:,} finished so far")
+
+    def note() -> None:
+        progress["seconds"] = seconds_before + time.monotonic() - started
+        rec.save()
+
     rounds = 0
-    while _jobs_due(workspace_ids) and rounds < 20:
-        rounds += 1
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "manage.py", "runworker", "--batch", "--worker-id", f"scale-{rounds}-{n}"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for n in range(processes)
-        ]
-        last = time.monotonic()
-        while any(w.poll() is None for w in workers):
-            time.sleep(0.2)
-            if time.monotonic() - last > 15 and any(w.poll() is None for w in workers):
+    try:
+        while due and rounds < 20:
+            rounds += 1
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "runworker", "--batch", "--worker-id", f"scale-{rounds}-{n}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for n in range(args.processes)
+            ]
+            try:
                 last = time.monotonic()
-                log(f"  extracting: {_jobs_due(workspace_ids):,} jobs due or running")
-        for w in workers:
-            err = w.stderr.read()
-            if w.returncode != 0:
-                raise BenchFailed(f"runworker exited {w.returncode}: {err[-2000:]}")
-    failed = _count_all(workspace_ids, "jobs", "Job", status="failed")
+                while any(w.poll() is None for w in workers):
+                    time.sleep(0.2)
+                    if time.monotonic() - last > args.progress_seconds and any(w.poll() is None for w in workers):
+                        last = time.monotonic()
+                        due, finished = _jobs_state(ids)
+                        rate = (finished - finished_here) / (time.monotonic() - started)
+                        note()
+                        log(
+                            f"  extracting: {due:,} jobs due or running, {finished - progress['finished_at_start']:,} "
+                            f"finished ({rate:,.1f}/s in this run; ETA of those due {_eta(due / rate if rate else float('nan'))})"
+                        )
+            finally:
+                for w in workers:
+                    if w.poll() is None:
+                        w.terminate()
+                        w.wait()
+            for w in workers:
+                err = w.stderr.read()
+                if w.returncode != 0:
+                    raise BenchFailed(f"runworker exited {w.returncode}: {err[-2000:]}")
+            due, finished = _jobs_state(ids)
+    except KeyboardInterrupt:
+        note()
+        log("extraction stopped: its progress is recorded; --resume goes on with what is due")
+        raise Stopped("extract") from None
+    note()
+    failed = _count_all(ids, "jobs", "Job", status="failed")
     if failed:
         log(f"  note: {failed} jobs failed for good (see the jobs page of the bench database)")
-    return _count_all(workspace_ids, "jobs", "Job", status__in=["succeeded", "failed"]) - finished_before
+    jobs = finished - progress["finished_at_start"]
+    items = _count_all(ids, "review", "ReviewItem")
+    links = _count_all(ids, "deals", "ThreadLink")
+    threads = _count_all(ids, "threads", "Thread")
+    seconds = progress["seconds"]
+    log(
+        f"extraction: {jobs:,} jobs in {seconds:.0f} s over {progress['runs']} run(s); {items:,} review items, {links:,} thread links"
+    )
+    from bench._benchdb import vacuum
+
+    vacuum(db)
+    rec.finish(
+        "extract",
+        {
+            "jobs": jobs,
+            "jobs_before_record": progress["finished_at_start"],
+            "seconds": seconds,
+            "runs": progress["runs"],
+            "failed": failed,
+            "items": items,
+            "links": links,
+            "threads": threads,
+        },
+    )
+
+
+def size_info(total: int, workspaces: int, rec: Record) -> dict:
+    """What the measurements need of a size's database: it must be imported and extracted."""
+    from django.contrib.auth import get_user_model
+
+    from workspaces.models import Workspace
+
+    db = rec.db
+    if not database_exists(db):
+        raise BenchFailed(f"there is no database {db}: run the import and extract phases first")
+    if not rec.phase("extract"):
+        raise BenchFailed(f"{db}: its extraction is not recorded as finished: run --phases extract first")
+    use_database(db)
+    workspace = Workspace.objects.filter(slug="scale-00").first()
+    reviewer = get_user_model().objects.filter(username="scale-reviewer").first()
+    if workspace is None or reviewer is None:
+        raise BenchFailed(f"{db}: no workspace scale-00 or no scale-reviewer: run the import phase first")
+    return {
+        "db": db,
+        "messages": total,
+        "slug": workspace.slug,
+        "workspace_id": workspace.pk,
+        "reviewer": reviewer,
+        "workspace_messages": _count_all([workspace.pk], "threads", "Message"),
+        "workspace_threads": _count_all([workspace.pk], "threads", "Thread"),
+    }
 
 
 # --- pages ------------------------------------------------------------------------------------
 
 SKIP_MAIN = ("set_config", "django_session", "auth_user", "workspaces_membership", "SAVEPOINT", "RELEASE")
+DEEP = 0.9  # how deep in the threads list the deep page is
 
 
-def pages_measure(infos: list[dict], samples: int) -> list[dict]:
-    """p50, p95 (ms), query count and the slowest query of each page, for each size.
-
-    The sizes are measured interleaved (a request at one size, then at the next) so that a
-    change in the machine's load, shared with other work, weighs on every size alike."""
-    from django.test import Client
+def page_urls(info: dict) -> dict[str, str]:
+    """The pages measured, for the largest workspace of a size's database (in use)."""
+    from urllib.parse import urlencode
 
     from review.models import ReviewItem
+    from threads.models import Thread
+    from threads.selectors import ThreadCursor
     from workspaces.rls import workspace_context
 
     name, _domain = company(0, 3)
+    slug = info["slug"]
+    with workspace_context(info["workspace_id"]):
+        ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
+        # The page a reader reaches 90% of the way down by the "Older" links: its cursor is the
+        # thread just before it (the link of the page before).
+        depth = int(info["workspace_threads"] * DEEP) // 50 * 50
+        before_it = Thread.objects.order_by("-last_message_at", "-id")[max(0, depth - 1) : max(1, depth)].first()
+    if not ids:
+        raise BenchFailed(f"{info['db']}: {slug} has no open review item after extraction: no item page to measure")
+    deep = f"?{urlencode({'after': ThreadCursor.of(before_it).encode()})}" if before_it else ""
+    return {
+        "review queue": f"/w/{slug}/review/",
+        "review item": f"/w/{slug}/review/items/{ids[len(ids) // 2]}/",
+        "threads list": f"/w/{slug}/threads/",
+        f"threads list, {DEEP:.0%} deep": f"/w/{slug}/threads/{deep}",
+        "thread search": f"/w/{slug}/threads/?q={name}",
+        "thread search, no match": f"/w/{slug}/threads/?q=no-such-company",
+        "deal list": f"/w/{slug}/deals/",
+        "dashboard": f"/w/{slug}/review/dashboard/",
+    }
+
+
+def _client(info: dict):
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(info["reviewer"])
+    return client
+
+
+def _main_query(client, url: str) -> tuple[int, str]:
+    """(statements, the slowest SELECT not of the session or auth) of one request of ``url``."""
+    from django.db import connection
+
+    captured: list[tuple[float, str]] = []
+    with connection.execute_wrapper(_capture(captured)):
+        _get(client, url)
+    queries = [
+        (t, q)
+        for t, q in captured
+        if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
+    ]
+    return len(captured), (max(queries)[1] if queries else "")
+
+
+def pages_main_queries(info: dict) -> dict[str, str]:
+    """Each page's slowest query, captured from a request after two warm-ups."""
+    use_database(info["db"])
+    client = _client(info)
+    out = {}
+    for page, url in page_urls(info).items():
+        for _ in range(2):
+            _get(client, url)
+        out[page] = _main_query(client, url)[1]
+    return out
+
+
+def pages_measure(infos: list[dict], samples: int) -> list[dict]:
+    """p50, p95 (ms) and query count of each page, for each size.
+
+    The sizes are measured interleaved (a request at one size, then at the next) so that a
+    change in the machine's load, shared with other work, weighs on every size alike."""
     urls, clients = [], []
     for info in infos:
         use_database(info["db"])
-        slug = info["slug"]
-        with workspace_context(info["workspace_id"]):
-            ids = list(ReviewItem.objects.filter(status="open").order_by("created_at").values_list("pk", flat=True))
-        if not ids:
-            raise BenchFailed(f"{info['db']}: {slug} has no open review item after extraction: no item page to measure")
-        urls.append(
-            {
-                "review queue": f"/w/{slug}/review/",
-                "review item": f"/w/{slug}/review/items/{ids[len(ids) // 2]}/",
-                "threads list": f"/w/{slug}/threads/",
-                "thread search": f"/w/{slug}/threads/?q={name}",
-                "thread search, no match": f"/w/{slug}/threads/?q=no-such-company",
-                "deal list": f"/w/{slug}/deals/",
-                "dashboard": f"/w/{slug}/review/dashboard/",
-            }
-        )
-        client = Client(HTTP_HOST="127.0.0.1")
-        client.force_login(info["reviewer"])
-        clients.append(client)
+        urls.append(page_urls(info))
+        clients.append(_client(info))
     out: list[dict] = [{} for _ in infos]
     for page in urls[0]:
         times: list[list[float]] = [[] for _ in infos]
@@ -516,17 +905,7 @@ def pages_measure(infos: list[dict], samples: int) -> list[dict]:
             use_database(info["db"])
             for _ in range(2):
                 _get(clients[n], urls[n][page])
-            captured: list[tuple[float, str]] = []
-            from django.db import connection
-
-            with connection.execute_wrapper(_capture(captured)):
-                _get(clients[n], urls[n][page])
-            queries = [
-                (t, q)
-                for t, q in captured
-                if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
-            ]
-            out[n][page] = {"queries": len(captured), "main": max(queries)[1] if queries else ""}
+            out[n][page] = {"queries": _main_query(clients[n], urls[n][page])[0]}
         for _ in range(samples):
             for n, info in enumerate(infos):
                 use_database(info["db"])
@@ -575,15 +954,20 @@ def _p95(values: list[float]) -> float:
 # --- row-level security --------------------------------------------------------------------------
 
 
-def rls_overhead(pages: dict, db: str, workspace_id: int, reps: int) -> list[tuple[str, float, float, int]]:
-    """(page, plain ms, RLS ms, rows) per page's main query: median of ``reps`` runs, three rounds."""
+def rls_overhead(queries: dict[str, str], db: str, workspace_id: int, rounds: int, min_reps: int) -> list[dict]:
+    """Per page's main query: plain ms, RLS ms (medians over the rounds of each round's
+    median), the ratio (median of the rounds' ratios), rows, runs per side per round."""
     import psycopg
     from psycopg import sql as pgsql
 
     from bench._benchdb import app_dsn, owner_dsn
 
     results = []
-    with psycopg.connect(app_dsn(db)) as app, psycopg.connect(owner_dsn(db)) as owner:
+    # prepare_threshold=None: every run is planned, as Django's queries are (none is prepared).
+    with (
+        psycopg.connect(app_dsn(db), prepare_threshold=None) as app,
+        psycopg.connect(owner_dsn(db), prepare_threshold=None) as owner,
+    ):
         tenant_tables = [
             r[0]
             for r in owner.execute(
@@ -593,34 +977,64 @@ def rls_overhead(pages: dict, db: str, workspace_id: int, reps: int) -> list[tup
             ).fetchall()
         ]
         owner.rollback()
-        for page, row in pages.items():
-            sql = row["main"]
+
+        def under_rls(sql: str, reps: int) -> tuple[int, list[float]]:
+            app.execute("SELECT set_config('app.workspace_id', %s, true)", [str(workspace_id)])
+            try:
+                return _timed(app, sql, reps)
+            finally:
+                app.rollback()
+
+        def plain(sql: str, reps: int) -> tuple[int, list[float]]:
+            for table in tenant_tables:
+                owner.execute(
+                    pgsql.SQL("ALTER TABLE public.{} NO FORCE ROW LEVEL SECURITY").format(pgsql.Identifier(table))
+                )
+            owner.execute("CREATE SCHEMA bench_plain")
+            for table in tenant_tables:
+                owner.execute(
+                    pgsql.SQL(
+                        "CREATE VIEW bench_plain.{t} AS SELECT * FROM public.{t} WHERE workspace_id = {ws}"
+                    ).format(t=pgsql.Identifier(table), ws=pgsql.Literal(int(workspace_id)))
+                )
+            owner.execute("SET LOCAL search_path = bench_plain, public")
+            try:
+                return _timed(owner, sql, reps)
+            finally:
+                owner.rollback()  # FORCE comes back, the views go
+
+        for page, sql in queries.items():
             if not sql:
                 continue
-            rls, plain, rows_rls, rows_plain = [], [], 0, 0
-            for _ in range(3):
-                app.execute("SELECT set_config('app.workspace_id', %s, true)", [str(workspace_id)])
-                rows_rls, times = _timed(app, sql, reps)
-                rls += times
-                app.rollback()
-                for table in tenant_tables:
-                    owner.execute(
-                        pgsql.SQL("ALTER TABLE public.{} NO FORCE ROW LEVEL SECURITY").format(pgsql.Identifier(table))
-                    )
-                owner.execute("CREATE SCHEMA bench_plain")
-                for table in tenant_tables:
-                    owner.execute(
-                        pgsql.SQL(
-                            "CREATE VIEW bench_plain.{t} AS SELECT * FROM public.{t} WHERE workspace_id = {ws}"
-                        ).format(t=pgsql.Identifier(table), ws=pgsql.Literal(int(workspace_id)))
-                    )
-                owner.execute("SET LOCAL search_path = bench_plain, public")
-                rows_plain, times = _timed(owner, sql, reps)
-                plain += times
-                owner.rollback()  # FORCE comes back, the views go
-            if rows_rls != rows_plain:
-                raise BenchFailed(f"{page}: its main query returns {rows_rls} rows under RLS, {rows_plain} without")
-            results.append((page, statistics.median(plain), statistics.median(rls), rows_rls))
+            _rows, once = under_rls(sql, 3)
+            reps = max(min_reps, min(1000, int(0.2 / max(statistics.median(once) / 1000, 1e-5))))
+            medians: dict[str, list[float]] = {"rls": [], "plain": []}
+            ratios, rows = [], {}
+            for r in range(rounds):
+                sides = [("rls", under_rls), ("plain", plain)]
+                for side, measure in sides if r % 2 == 0 else sides[::-1]:
+                    rows[side], times = measure(sql, reps)
+                    medians[side].append(statistics.median(times))
+                ratios.append(medians["rls"][-1] / medians["plain"][-1])
+            if rows["rls"] != rows["plain"]:
+                raise BenchFailed(
+                    f"{page}: its main query returns {rows['rls']} rows under RLS, {rows['plain']} without"
+                )
+            results.append(
+                {
+                    "page": page,
+                    "plain_ms": statistics.median(medians["plain"]),
+                    "rls_ms": statistics.median(medians["rls"]),
+                    "ratio": statistics.median(ratios),
+                    "rows": rows["rls"],
+                    "reps": reps,
+                    "rounds": rounds,
+                }
+            )
+            r = results[-1]
+            log(
+                f"  {page:<30} plain {r['plain_ms']:.3f} ms, RLS {r['rls_ms']:.3f} ms: {r['ratio']:.2f} ({reps} x {rounds})"
+            )
     return results
 
 
@@ -713,9 +1127,27 @@ def queue_bloat(db: str, workspace_id: int, churn_seconds: float) -> list[tuple[
 # --- the run -----------------------------------------------------------------------------------------
 
 
+def _import_figures(values: list[str], default_size: int) -> dict[int, tuple[float, float | None]]:
+    """``[SIZE=]SECONDS[,RSS_MB]`` each: an import's time (and importer peak RSS) read from a log."""
+    given = {}
+    for value in values:
+        size, _, rest = value.rpartition("=")
+        seconds, _, rss = rest.partition(",")
+        try:
+            given[int(size.replace(",", "").replace("_", "")) if size else default_size] = (
+                float(seconds),
+                float(rss) if rss else None,
+            )
+        except ValueError:
+            sys.exit(f"scale bench: --import-figures wants [SIZE=]SECONDS[,RSS_MB], e.g. 1000000=2400, not {value!r}")
+        if float(seconds) <= 0:
+            sys.exit(f"scale bench: --import-figures {value!r}: the seconds must be more than 0")
+    return given
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--importer"]:  # a child of the import phase (importer_main)
-        importer_main(sys.argv[2], sys.argv[3:])
+        importer_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000, help="The large size (default 1,000,000).")
@@ -723,88 +1155,247 @@ def main() -> None:
     parser.add_argument("--workspaces", type=int, default=50)
     parser.add_argument("--processes", type=int, default=2, help="Imports and workers at a time (default 2).")
     parser.add_argument("--samples", type=int, default=30, help="Requests per page after the warm-up.")
-    parser.add_argument("--rls-reps", type=int, default=10, help="Runs of each query per round (three rounds).")
+    parser.add_argument("--rls-rounds", type=int, default=9, help="Rounds of the RLS comparison (default 9).")
+    parser.add_argument("--rls-reps", type=int, default=10, help="Least runs of a query per side and round.")
     parser.add_argument("--churn-seconds", type=float, default=3600, help="Queue churn (default an hour).")
+    parser.add_argument("--chunk", type=int, default=CHUNK, help=f"Messages per mbox chunk (default {CHUNK:,}).")
     parser.add_argument(
-        "--reuse",
-        action="store_true",
-        help="Measure the databases an earlier run of these sizes left (after a change to the pages), no import.",
+        "--phases",
+        default=",".join(PHASES),
+        help=f"Comma-separated phases to run, of {', '.join(PHASES)} (default all); the tables print what is recorded.",
     )
-    parser.add_argument("--smoke", action="store_true", help="Every phase once: 300 messages, 2 workspaces.")
+    parser.add_argument("--resume", action="store_true", help="Skip the phases already recorded as finished.")
+    parser.add_argument("--fresh", action="store_true", help="Drop the sizes' databases and records first.")
+    parser.add_argument(
+        "--import-figures",
+        action="append",
+        default=[],
+        metavar="[SIZE=]SECONDS[,RSS_MB]",
+        help="Record the import time of a size (default --messages) whose database an earlier run imported "
+        'without a record, as read from its log ("import: … in N s"); repeatable.',
+    )
+    parser.add_argument("--stop-after", type=int, default=0, help=argparse.SUPPRESS)  # importers stop mid-chunk
+    parser.add_argument("--progress-seconds", type=float, default=30, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="Every phase and a stop-and-resume of the import: 300 messages, 2 workspaces, chunks of 50.",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages = args.baseline = 300  # one size: every phase once
-        args.workspaces = 2
-        args.samples, args.rls_reps, args.churn_seconds = 3, 2, 3
+        args.workspaces, args.chunk, args.fresh, args.resume = 2, 50, True, False
+        args.samples, args.rls_reps, args.rls_rounds, args.churn_seconds = 3, 2, 3, 3
+        args.phases, args.progress_seconds = ",".join(PHASES), 5
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = [p for p in args.phases if p not in PHASES]
+    if unknown:
+        sys.exit(f"scale bench: no phase {', '.join(unknown)}; the phases are {', '.join(PHASES)}")
     if args.workspaces < 1 or args.baseline < args.workspaces or args.messages < args.baseline:
         sys.exit("scale bench: need 1 <= --workspaces <= --baseline <= --messages")
+    args.given = _import_figures(args.import_figures, args.messages)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped like Ctrl-C: progress is noted
     try:
         run(args)
     except BenchFailed as exc:
         sys.exit(f"scale bench failed: {exc}")
+    except (Stopped, KeyboardInterrupt) as exc:
+        sys.exit(f"scale bench stopped ({exc or 'interrupted'}); what finished is recorded: --resume goes on")
 
 
 def run(args) -> None:
     import django
 
     django.setup()
-    infos = []
-    for total in sorted({args.baseline, args.messages}):
-        log(f"== {total:,} messages")
-        info = reused(total, args.workspaces) if args.reuse else None
-        infos.append(info or populate(total, args.workspaces, args.processes))
-    log(
-        "pages of the largest workspace, "
-        + ", ".join(f"{i['workspace_messages']:,} of {i['messages']:,} messages" for i in infos)
-        + " (sizes interleaved):"
-    )
-    measured = pages_measure(infos, args.samples)
-    sizes = {i["messages"]: (i, m) for i, m in zip(infos, measured, strict=True)}
-    small, large = args.baseline, args.messages
-    info = sizes[large][0]
-    log("row-level security: each page's slowest query, plain filter vs RLS")
-    rls = rls_overhead(sizes[large][1], info["db"], info["workspace_id"], args.rls_reps)
-    log("queue table under churn")
-    bloat = queue_bloat(info["db"], info["workspace_id"], args.churn_seconds)
+    RUN["code"] = _code_version()
+    sizes = sorted({args.baseline, args.messages})
+    recs = {total: Record(f"{BENCH_DB}_{total}") for total in sizes}
+    if args.fresh:
+        for rec in recs.values():
+            database_drop(rec.db)
+            rec.remove()
 
-    print()
-    print("size      | messages  | threads  | import s | msg/s  | jobs     | extract s | review items")
-    print("----------|-----------|----------|----------|--------|----------|-----------|-------------")
-    for total, (i, _pages) in sizes.items():
-        print(
-            f"{_k(total):<9} | {i['messages']:>9,} | {i['threads']:>8,} | {i['import_seconds']:>8.0f} | "
-            f"{i['messages'] / i['import_seconds']:>6.0f} | {i['jobs']:>8,} | {i['extract_seconds']:>9.0f} | "
-            f"{i['items']:>11,}"
+    def wanted(phase: str, rec: Record) -> bool:
+        if phase not in args.phases:
+            return False
+        if args.resume and rec.phase(phase):
+            log(f"{phase} of {rec.db}: recorded ({_source(rec.phase(phase))}), skipped")
+            return False
+        return True
+
+    for total in sizes:
+        rec = recs[total]
+        if wanted("import", rec) or (total in args.given and "import" in args.phases):
+            log(f"== import, {total:,} messages")
+            if args.smoke:
+                smoke_stop_and_resume(args, total, rec)
+            else:
+                phase_import(args, total, rec, stop_after=args.stop_after, given=args.given)
+        if wanted("extract", rec):
+            log(f"== extract, {total:,} messages")
+            phase_extract(args, total, rec)
+    large = recs[args.messages]
+    if "pages" in args.phases and not (args.resume and all(r.phase("pages") for r in recs.values())):
+        infos = [size_info(total, args.workspaces, recs[total]) for total in sizes]
+        log(
+            "== pages of the largest workspace, "
+            + ", ".join(f"{i['workspace_messages']:,} of {i['messages']:,} messages" for i in infos)
+            + " (sizes interleaved):"
         )
+        measured = pages_measure(infos, args.samples)
+        for info, pages in zip(infos, measured, strict=True):
+            recs[info["messages"]].finish(
+                "pages",
+                {"pages": pages, "samples": args.samples, "interleaved_with": sizes, **_of(info)},
+            )
+    if wanted("rls", large):
+        info = size_info(args.messages, args.workspaces, large)
+        log("== row-level security: each page's slowest query, plain filter vs RLS")
+        queries = pages_main_queries(info)
+        rows = rls_overhead(queries, info["db"], info["workspace_id"], args.rls_rounds, args.rls_reps)
+        large.finish("rls", {"queries": rows, **_of(info)})
+    if wanted("bloat", large):
+        info = size_info(args.messages, args.workspaces, large)
+        log("== queue table under churn")
+        bloat = queue_bloat(info["db"], info["workspace_id"], args.churn_seconds)
+        large.finish("bloat", {"rows": bloat, "churn_seconds": args.churn_seconds})
+    tables_print(recs, sizes, args)
+
+
+def _of(info: dict) -> dict:
+    return {"workspace_messages": info["workspace_messages"], "workspace_threads": info["workspace_threads"]}
+
+
+def smoke_stop_and_resume(args, total: int, rec: Record) -> None:
+    """The import stopped in its second chunk and resumed; then, as for a database built by
+    main's code, its record dropped and the figures given by hand: nothing is imported again."""
+    from threads.models import Message
+    from workspaces.rls import workspace_context
+
+    try:
+        phase_import(args, total, rec, stop_after=args.chunk + args.chunk // 2)
+        raise BenchFailed("the import was asked to stop in its second chunk, and did not")
+    except Stopped:
+        pass
+    part = rec.progress("import")
+    if not part.get("segments") or rec.phase("import"):
+        raise BenchFailed("the stopped import left no progress note, or was recorded as finished")
+    phase_import(args, total, rec)
+    done = rec.phase("import")
+    if not done or done["duplicate"] == 0 or done["runs"] != 2:
+        raise BenchFailed(
+            f"the resumed import found no duplicates in the cut chunk, or did not record two runs: {done}"
+        )
+    for i, ws in enumerate(workspace_ids_of(args.workspaces)):
+        with workspace_context(ws):
+            ids = list(Message.objects.values_list("message_id", flat=True))
+        expected = message_ids_generated(i, workspace_counts(total, args.workspaces)[i])
+        if len(ids) != len(set(ids)) or set(ids) != expected:
+            raise BenchFailed(
+                f"workspace {i}: {len(ids)} stored, {len(set(ids))} distinct, {len(expected)} generated, "
+                f"{len(expected - set(ids))} missing: not every message stored exactly once"
+            )
+    log(f"  stop and resume: every one of {total:,} messages stored exactly once; {done['duplicate']} found duplicates")
+    rec.drop("import")  # as a database built by main's code: imported, nothing recorded
+    phase_import(args, total, rec, given={total: (done["seconds"], None)})
+    again = rec.phase("import")
+    if not again or again.get("source") != "given (--import-figures)":
+        raise BenchFailed(f"an imported database without a record did not take the given figures: {again}")
+
+
+def tables_print(recs: dict, sizes: list[int], args) -> None:
+    small, large = args.baseline, args.messages
     s, L = _k(small), _k(large)
     print()
     print(
-        f"{'page':<24} | {'queries':>7} | {'p50 ' + s:>9} | {'p95 ' + s:>9} | {'p50 ' + L:>9} | {'p95 ' + L:>9} "
-        f"| p95 {L}/{s} (goal <= 1.5)"
-    )
-    print("-" * 25 + "|---------" + "|-----------" * 4 + "|-------------------------")
-    for page, big in sizes[large][1].items():
-        little = sizes[small][1][page]
-        print(
-            f"{page:<24} | {big['queries']:>7} | {little['p50']:>9.1f} | {little['p95']:>9.1f} | {big['p50']:>9.1f} | "
-            f"{big['p95']:>9.1f} | {big['p95'] / little['p95']:>6.2f}"
-        )
-    print()
-    print(f"main query of the page at {L:<10}| rows  | plain ms | RLS ms | RLS / plain (goal <= 1.1)")
-    print("-------------------------------------|-------|----------|--------|--------------------------")
-    for page, plain, under, rows in rls:
-        print(f"{page:<37}| {rows:>5} | {plain:>8.2f} | {under:>6.2f} | {under / plain:>6.2f}")
-    print()
-    print(
-        "jobs_job                                      | size MB | live rows | dead rows | claim p50 ms | claim p95 ms"
+        "size      | messages  | threads  | import s | msg/s  | importer RSS MB: 1st chunk, end, workers | jobs     | extract s | review items"
     )
     print(
-        "----------------------------------------------|---------|-----------|-----------|--------------|-------------"
+        "----------|-----------|----------|----------|--------|------------------------------------------|----------|-----------|-------------"
     )
-    for label, r in bloat:
-        print(
-            f"{label:<46}| {r['mb']:>7.1f} | {r['live']:>9,} | {r['dead']:>9,} | {r['p50']:>12.2f} | {r['p95']:>11.2f}"
+    for total in sizes:
+        imp, ext = recs[total].phase("import") or {}, recs[total].phase("extract") or {}
+        rss = imp.get("rss") or {}
+        memory = ", ".join(
+            f"{rss[k]:,.0f}" if rss.get(k) else "?"
+            for k in ("self_peak_mb_first_chunk", "self_peak_mb", "workers_peak_mb")
         )
+        jobs = (
+            f"{ext['jobs']:,}" + (f" (+{ext['jobs_before_record']:,})" if ext.get("jobs_before_record") else "")
+            if ext
+            else "?"
+        )
+        print(
+            f"{_k(total):<9} | {total:>9,} | {_n(imp.get('threads') or ext.get('threads'))} | {_f(imp.get('seconds'), 8)} | "
+            f"{_f(imp.get('msg_per_s'), 6)} | {memory:<40} | {jobs:>8} | {_f(ext.get('seconds'), 9)} | {_n(ext.get('items'), 11)}"
+        )
+    for total in sizes:
+        for phase in ("import", "extract"):
+            rec = recs[total].phase(phase)
+            extra = f"; {rec['source']}" if rec and rec.get("source", "measured") != "measured" else ""
+            if rec and rec.get("jobs_before_record"):
+                extra += "; (+N): jobs finished before the phase was recorded, their time not counted"
+            print(f"  {phase} at {_k(total)}: {_source(rec)}{extra}")
+    pages = {total: (recs[total].phase("pages") or {}) for total in sizes}
+    if all(pages.values()):
+        print()
+        print(
+            f"{'page':<24} | {'queries':>7} | {'p50 ' + s:>9} | {'p95 ' + s:>9} | {'p50 ' + L:>9} | {'p95 ' + L:>9} "
+            f"| p95 {L}/{s} (goal <= 1.5)"
+        )
+        print("-" * 25 + "|---------" + "|-----------" * 4 + "|-------------------------")
+        for page, big in pages[large]["pages"].items():
+            little = pages[small]["pages"].get(page)
+            if not little:
+                print(
+                    f"{page:<24} | {big['queries']:>7} | {'?':>9} | {'?':>9} | {big['p50']:>9.1f} | {big['p95']:>9.1f} | ?"
+                )
+                continue
+            print(
+                f"{page:<24} | {big['queries']:>7} | {little['p50']:>9.1f} | {little['p95']:>9.1f} | {big['p50']:>9.1f} | "
+                f"{big['p95']:>9.1f} | {big['p95'] / little['p95']:>6.2f}"
+            )
+        runs = {pages[t]["run"] for t in sizes}
+        together = "measured together, interleaved" if len(runs) == 1 else "NOT measured in one run"
+        print(f"  pages: {_source(pages[large])} ({together})")
+    else:
+        print(f"\npages: not measured at {' and '.join(_k(t) for t in sizes if not pages[t])} (--phases pages)")
+    rls = recs[large].phase("rls")
+    print()
+    if rls:
+        print(f"main query of the page at {L:<10}| rows  | plain ms | RLS ms | RLS / plain (goal <= 1.1)")
+        print("-------------------------------------|-------|----------|--------|--------------------------")
+        for q in rls["queries"]:
+            print(f"{q['page']:<37}| {q['rows']:>5} | {q['plain_ms']:>8.3f} | {q['rls_ms']:>6.3f} | {q['ratio']:>6.2f}")
+        print(
+            f"  RLS: {_source(rls)}; medians of {rls['queries'][0]['rounds'] if rls['queries'] else '?'} interleaved rounds"
+        )
+    else:
+        print("RLS overhead: not measured (--phases rls)")
+    bloat = recs[large].phase("bloat")
+    print()
+    if bloat:
+        print(
+            "jobs_job                                      | size MB | live rows | dead rows | claim p50 ms | claim p95 ms"
+        )
+        print(
+            "----------------------------------------------|---------|-----------|-----------|--------------|-------------"
+        )
+        for label, r in bloat["rows"]:
+            print(
+                f"{label:<46}| {r['mb']:>7.1f} | {r['live']:>9,} | {r['dead']:>9,} | {r['p50']:>12.2f} | {r['p95']:>11.2f}"
+            )
+        print(f"  bloat: {_source(bloat)}")
+    else:
+        print("queue bloat: not measured (--phases bloat)")
+
+
+def _f(value, width: int) -> str:
+    return f"{value:>{width},.0f}" if isinstance(value, int | float) and value == value else f"{'?':>{width}}"
+
+
+def _n(value, width: int = 8) -> str:
+    return f"{value:>{width},}" if isinstance(value, int) else f"{'?':>{width}}"
 
 
 def _k(n: int) -> str:

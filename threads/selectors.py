@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Func, IntegerField, Prefetch, Q, QuerySet, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    Field,
+    Func,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Length, Substr
+from django.db.models.lookups import GreaterThan, LessThan
 
 from threads.models import Attachment, Message, Thread, ThreadTerm
 
@@ -77,6 +93,117 @@ def thread_list(*, workspace_id: int | None = None, query: str = "") -> QuerySet
         found = ThreadTerm.objects.filter(term__gte=word, term__lt=_after_prefix(word)).values("thread_id")
         threads = threads.filter(pk__in=found)
     return threads
+
+
+class Row(Func):
+    """``ROW(a, b)``: compared with another row, PostgreSQL orders by ``a`` then ``b``, and a
+    btree index on ``(…, a, b)`` serves the comparison as its condition (a keyset page)."""
+
+    function = "ROW"
+    output_field = Field()
+
+
+class CursorInvalid(ValueError):
+    """A ``after``/``before`` value that is not a cursor this page wrote."""
+
+
+@dataclass(frozen=True)
+class ThreadCursor:
+    """A position in the thread list: the sort key (``last_message_at``, None for a thread
+    without a date, which sorts first) and the id that breaks its ties."""
+
+    last_message_at: datetime | None
+    id: int
+
+    @classmethod
+    def of(cls, thread: Thread) -> ThreadCursor:
+        return cls(thread.last_message_at, thread.pk)
+
+    def encode(self) -> str:
+        stamp = self.last_message_at.isoformat() if self.last_message_at is not None else "none"
+        return f"{stamp}~{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> ThreadCursor:
+        stamp, sep, ident = text.rpartition("~")
+        try:
+            if not sep or not ident.isdigit():
+                raise ValueError("no '~<id>' at its end")
+            when = None if stamp == "none" else datetime.fromisoformat(stamp)
+            if when is not None and when.tzinfo is None:
+                raise ValueError("its time has no time zone")
+        except ValueError as exc:
+            raise CursorInvalid(f"not a thread-list position ({exc}): {text[:80]!r}") from None
+        return cls(when, int(ident))
+
+
+@dataclass
+class ThreadPage:
+    threads: list[Thread]
+    next: ThreadCursor | None  # the cursor of the older page (``after``), None on the last page
+    previous: ThreadCursor | None  # the cursor of the newer page (``before``), None on the first page
+
+
+def thread_page(
+    *,
+    workspace_id: int | None = None,
+    query: str = "",
+    after: ThreadCursor | None = None,
+    before: ThreadCursor | None = None,
+    size: int = 50,
+) -> ThreadPage:
+    """One page of ``thread_list``: the ``size`` threads after ``after`` (older), or before
+    ``before`` (newer), or the first page. A keyset page: each query starts at the cursor in
+    the ``(workspace, last_message_at, id)`` index and reads about a page of rows, however
+    deep the page (OFFSET would read every row before it). No COUNT(*).
+
+    Threads without a date sort first (DESC puts NULLs first, as the index does); a
+    comparison with NULL is never true, so that group is read by its own query when a page
+    crosses it."""
+    threads = thread_list(workspace_id=workspace_id, query=query)
+    if before is None:
+        rows = _older(threads, after, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        return ThreadPage(
+            threads=rows,
+            next=ThreadCursor.of(rows[-1]) if more else None,
+            previous=ThreadCursor.of(rows[0]) if after is not None and rows else None,
+        )
+    rows = _newer(threads, before, size + 1)
+    more = len(rows) > size
+    rows = rows[len(rows) - size :] if more else rows
+    return ThreadPage(
+        threads=rows,
+        next=ThreadCursor.of(rows[-1]) if rows else None,
+        previous=ThreadCursor.of(rows[0]) if more else None,
+    )
+
+
+def _older(threads: QuerySet[Thread], cursor: ThreadCursor | None, n: int) -> list[Thread]:
+    """The first ``n`` threads after ``cursor`` in the list's order (newest first, NULLs first)."""
+    if cursor is None:
+        return list(threads[:n])
+    if cursor.last_message_at is not None:  # the dated threads past it; undated ones are all before
+        key = Row(F("last_message_at"), F("id"))
+        return list(threads.filter(LessThan(key, Row(Value(cursor.last_message_at), Value(cursor.id))))[:n])
+    rows = list(threads.filter(last_message_at__isnull=True, id__lt=cursor.id)[:n])
+    if len(rows) < n:
+        rows += threads.filter(last_message_at__isnull=False)[: n - len(rows)]
+    return rows
+
+
+def _newer(threads: QuerySet[Thread], cursor: ThreadCursor, n: int) -> list[Thread]:
+    """The ``n`` threads just before ``cursor`` in the list's order, in that order."""
+    backwards = threads.order_by(F("last_message_at").asc(nulls_last=True), "id")
+    if cursor.last_message_at is None:
+        rows = list(backwards.filter(last_message_at__isnull=True, id__gt=cursor.id)[:n])
+    else:
+        key = Row(F("last_message_at"), F("id"))
+        rows = list(backwards.filter(GreaterThan(key, Row(Value(cursor.last_message_at), Value(cursor.id))))[:n])
+        if len(rows) < n:
+            rows += backwards.filter(last_message_at__isnull=True)[: n - len(rows)]
+    return rows[::-1]
 
 
 def thread_get(*, thread_id: int) -> Thread | None:

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, transaction
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
@@ -23,6 +23,8 @@ from threads.ingest.sniff import not_mail_reason
 from threads.models import InboundToken
 from threads.panels import thread_panels
 from threads.selectors import (
+    CursorInvalid,
+    ThreadCursor,
     attachment_get,
     body_display_limit,
     is_cut,
@@ -30,8 +32,8 @@ from threads.selectors import (
     message_html_head,
     message_text_whole,
     thread_get,
-    thread_list,
     thread_messages,
+    thread_page,
 )
 from threads.services import StoredNotProcessed, message_ingest
 from workspaces.models import Workspace
@@ -42,27 +44,24 @@ PAGE_SIZE = 50
 _DUMMY_HASH = hashlib.sha256(b"no token").hexdigest()
 
 
-def _page_number(request) -> int:
-    try:
-        return max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 @login_required
 @require_GET
 def thread_list_view(request, workspace_slug):
-    """Paged by fetching one row more than a page: no COUNT(*) over a large table."""
+    """Keyset pages (``?after=`` older, ``?before=`` newer: a cursor of the sort key and id, see
+    ``thread_page``), so a deep page costs what the first does; no COUNT(*) over a large table."""
     query = request.GET.get("q", "")[:200]
-    page = _page_number(request)
-    start = (page - 1) * PAGE_SIZE
-    rows = list(thread_list(workspace_id=request.workspace.pk, query=query)[start : start + PAGE_SIZE + 1])
+    try:
+        after = ThreadCursor.decode(request.GET["after"]) if request.GET.get("after") else None
+        before = ThreadCursor.decode(request.GET["before"]) if request.GET.get("before") else None
+    except CursorInvalid as exc:
+        return HttpResponseBadRequest(f"Bad page link: {exc}. Open the thread list again from its first page.")
+    page = thread_page(workspace_id=request.workspace.pk, query=query, after=after, before=before, size=PAGE_SIZE)
     context = {
-        "threads": rows[:PAGE_SIZE],
+        "threads": page.threads,
         "query": query,
-        "page": page,
-        "has_next": len(rows) > PAGE_SIZE,
-        "has_previous": page > 1,
+        "next_cursor": page.next.encode() if page.next else "",
+        "previous_cursor": page.previous.encode() if page.previous else "",
+        "deep": after is not None or before is not None,
     }
     return render(request, "threads/thread_list.html", {**context, "nav": "threads"})
 
