@@ -476,6 +476,14 @@ def phase_import(args, total: int, rec: Record, *, stop_after: int = 0, given: d
         use_database(db)
         database_recreate(db)
     use_database(db)
+    from workspaces.models import Workspace
+
+    there = Workspace.objects.filter(slug__startswith="scale-").count()
+    if there and there != args.workspaces:
+        raise BenchFailed(
+            f"{db} was built with {there} workspaces, not {args.workspaces}: "
+            f"go on with --workspaces {there}, or start again with --fresh"
+        )
     ids = workspaces_setup(total, args.workspaces)
     counts = workspace_counts(total, args.workspaces)
     stored = [_count_all([ws], "threads", "Message") for ws in ids]
@@ -685,6 +693,10 @@ def _jobs_state(workspace_ids: list[int]) -> tuple[int, int]:
 def workspace_ids_of(workspaces: int) -> list[int]:
     from workspaces.models import Workspace
 
+    there = Workspace.objects.filter(slug__startswith="scale-").count()
+    if there != workspaces:
+        raise BenchFailed(f"the database holds {there} bench workspaces, not {workspaces}: give --workspaces {there}")
+
     ids = dict(Workspace.objects.filter(slug__in=slugs_of(workspaces)).values_list("slug", "pk"))
     missing = [s for s in slugs_of(workspaces) if s not in ids]
     if missing:
@@ -692,8 +704,10 @@ def workspace_ids_of(workspaces: int) -> list[int]:
     return [ids[s] for s in slugs_of(workspaces)]
 
 
-def phase_extract(args, total: int, rec: Record) -> None:
-    """Real ``runworker --batch`` processes until no job is due; seconds add up over stopped runs."""
+def phase_extract(args, total: int, rec: Record, *, given: dict | None = None) -> None:
+    """Real ``runworker --batch`` processes until no job is due; seconds add up over stopped runs.
+    ``given``: {size: (seconds, None)} read from an unrecorded run's log (``--extract-figures``),
+    taken for jobs that finished before the first record."""
     db = rec.db
     if not database_exists(db) or not rec.phase("import"):
         raise BenchFailed(f"{db}: its import is not recorded as finished: run --phases import first")
@@ -767,8 +781,17 @@ def phase_extract(args, total: int, rec: Record) -> None:
     links = _count_all(ids, "deals", "ThreadLink")
     threads = _count_all(ids, "threads", "Thread")
     seconds = progress["seconds"]
+    before = progress["finished_at_start"]
+    source = "measured"
+    if before and (given or {}).get(total):
+        # The unrecorded run's jobs and time (from its log) plus what this phase did after it.
+        seconds, source = seconds + given[total][0], "given (--extract-figures) plus measured"
+        jobs, before = jobs + before, 0
+    elif before and not jobs:
+        seconds, source = None, "extracted by a run that recorded nothing; --extract-figures gives its time"
     log(
-        f"extraction: {jobs:,} jobs in {seconds:.0f} s over {progress['runs']} run(s); {items:,} review items, {links:,} thread links"
+        f"extraction: {jobs:,} jobs in {_f(seconds, 0).strip()} s over {progress['runs']} run(s); "
+        f"{items:,} review items, {links:,} thread links ({source})"
     )
     from bench._benchdb import vacuum
 
@@ -777,8 +800,9 @@ def phase_extract(args, total: int, rec: Record) -> None:
         "extract",
         {
             "jobs": jobs,
-            "jobs_before_record": progress["finished_at_start"],
+            "jobs_before_record": before,
             "seconds": seconds,
+            "source": source,
             "runs": progress["runs"],
             "failed": failed,
             "items": items,
@@ -1128,7 +1152,8 @@ def queue_bloat(db: str, workspace_id: int, churn_seconds: float) -> list[tuple[
 
 
 def _import_figures(values: list[str], default_size: int) -> dict[int, tuple[float, float | None]]:
-    """``[SIZE=]SECONDS[,RSS_MB]`` each: an import's time (and importer peak RSS) read from a log."""
+    """``[SIZE=]SECONDS[,RSS_MB]`` each: an import's (or extraction's) time, and importer peak
+    RSS, read from a log."""
     given = {}
     for value in values:
         size, _, rest = value.rpartition("=")
@@ -1139,9 +1164,11 @@ def _import_figures(values: list[str], default_size: int) -> dict[int, tuple[flo
                 float(rss) if rss else None,
             )
         except ValueError:
-            sys.exit(f"scale bench: --import-figures wants [SIZE=]SECONDS[,RSS_MB], e.g. 1000000=2400, not {value!r}")
+            sys.exit(
+                f"scale bench: --import-figures/--extract-figures want [SIZE=]SECONDS, e.g. 1000000=2400, not {value!r}"
+            )
         if float(seconds) <= 0:
-            sys.exit(f"scale bench: --import-figures {value!r}: the seconds must be more than 0")
+            sys.exit(f"scale bench: figures {value!r}: the seconds must be more than 0")
     return given
 
 
@@ -1174,6 +1201,14 @@ def main() -> None:
         help="Record the import time of a size (default --messages) whose database an earlier run imported "
         'without a record, as read from its log ("import: … in N s"); repeatable.',
     )
+    parser.add_argument(
+        "--extract-figures",
+        action="append",
+        default=[],
+        metavar="[SIZE=]SECONDS",
+        help="The extraction time of the jobs an earlier run finished without a record, as read from its log "
+        '("extraction: N jobs in S s"), added to what the extract phase then does; repeatable.',
+    )
     parser.add_argument("--stop-after", type=int, default=0, help=argparse.SUPPRESS)  # importers stop mid-chunk
     parser.add_argument("--progress-seconds", type=float, default=30, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -1194,6 +1229,7 @@ def main() -> None:
     if args.workspaces < 1 or args.baseline < args.workspaces or args.messages < args.baseline:
         sys.exit("scale bench: need 1 <= --workspaces <= --baseline <= --messages")
     args.given = _import_figures(args.import_figures, args.messages)
+    args.given_extract = _import_figures(args.extract_figures, args.messages)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped like Ctrl-C: progress is noted
     try:
         run(args)
@@ -1233,7 +1269,7 @@ def run(args) -> None:
                 phase_import(args, total, rec, stop_after=args.stop_after, given=args.given)
         if wanted("extract", rec):
             log(f"== extract, {total:,} messages")
-            phase_extract(args, total, rec)
+            phase_extract(args, total, rec, given=args.given_extract)
     large = recs[args.messages]
     if "pages" in args.phases and not (args.resume and all(r.phase("pages") for r in recs.values())):
         infos = [size_info(total, args.workspaces, recs[total]) for total in sizes]

@@ -90,7 +90,10 @@ def thread_list(*, workspace_id: int | None = None, query: str = "") -> QuerySet
     if workspace_id is not None:
         threads = threads.filter(workspace_id=workspace_id)
     for word in search_words(query):
-        found = ThreadTerm.objects.filter(term__gte=word, term__lt=_after_prefix(word)).values("thread_id")
+        terms = ThreadTerm.objects.filter(term__gte=word, term__lt=_after_prefix(word))
+        if workspace_id is not None:  # the same constant, for the terms' share of the workspace
+            terms = terms.filter(workspace_id=workspace_id)
+        found = terms.values("thread_id")
         threads = threads.filter(pk__in=found)
     return threads
 

@@ -1,3 +1,6 @@
+import re
+from urllib.parse import unquote
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -34,8 +37,9 @@ def test_thread_list_search_and_paging(member_client, workspace, django_assert_m
     assert sum('FROM "threads_thread"' in q for q in sql) == 1
     assert page.status_code == 200
     assert page.content.count(b"<tr>") == 51  # header + 50 threads
-    assert b"Older" in page.content
-    assert member_client.get(url, {"page": 2}).content.count(b"<tr>") == 7
+    older = re.search(rb'href="\?q=&amp;after=([^"]+)" rel="next"', page.content)
+    assert older, "no Older link"
+    assert member_client.get(url, {"after": unquote(older[1].decode())}).content.count(b"<tr>") == 7
     found = member_client.get(url, {"q": "cfo@acme.example"})
     assert b"Budget" in found.content and b"Deal 1<" not in found.content
 
