@@ -978,9 +978,12 @@ def _p95(values: list[float]) -> float:
 # --- row-level security --------------------------------------------------------------------------
 
 
-def rls_overhead(queries: dict[str, str], db: str, workspace_id: int, rounds: int, min_reps: int) -> list[dict]:
+def rls_overhead(
+    queries: dict[str, str], db: str, workspace_id: int, rounds: int, min_reps: int, *, explain: bool = False
+) -> list[dict]:
     """Per page's main query: plain ms, RLS ms (medians over the rounds of each round's
-    median), the ratio (median of the rounds' ratios), rows, runs per side per round."""
+    median), the ratio (median of the rounds' ratios), rows, runs per side per round.
+    ``explain``: the plans of both sides of a query over the goal, in the log."""
     import psycopg
     from psycopg import sql as pgsql
 
@@ -1056,13 +1059,19 @@ def rls_overhead(queries: dict[str, str], db: str, workspace_id: int, rounds: in
                 }
             )
             r = results[-1]
+            if explain and r["ratio"] > 1.1:
+                for side, measure in (("RLS", under_rls), ("plain", plain)):
+                    _rows, lines = measure(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", 0)
+                    log(f"  EXPLAIN of {page}, {side}:\n" + "\n".join(f"      {line}" for line in lines))
             log(
                 f"  {page:<30} plain {r['plain_ms']:.3f} ms, RLS {r['rls_ms']:.3f} ms: {r['ratio']:.2f} ({reps} x {rounds})"
             )
     return results
 
 
-def _timed(conn, sql: str, reps: int) -> tuple[int, list[float]]:
+def _timed(conn, sql: str, reps: int) -> tuple[int, list]:
+    if not reps:  # an EXPLAIN: its lines
+        return 0, [row[0] for row in conn.execute(sql).fetchall()]
     rows = len(conn.execute(sql).fetchall())  # warm
     times = []
     for _ in range(reps):
@@ -1184,6 +1193,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30, help="Requests per page after the warm-up.")
     parser.add_argument("--rls-rounds", type=int, default=9, help="Rounds of the RLS comparison (default 9).")
     parser.add_argument("--rls-reps", type=int, default=10, help="Least runs of a query per side and round.")
+    parser.add_argument(
+        "--rls-explain", action="store_true", help="Log EXPLAIN ANALYZE of both sides of a query over the goal."
+    )
     parser.add_argument("--churn-seconds", type=float, default=3600, help="Queue churn (default an hour).")
     parser.add_argument("--chunk", type=int, default=CHUNK, help=f"Messages per mbox chunk (default {CHUNK:,}).")
     parser.add_argument(
@@ -1221,7 +1233,7 @@ def main() -> None:
         args.messages = args.baseline = 300  # one size: every phase once
         args.workspaces, args.chunk, args.fresh, args.resume = 2, 50, True, False
         args.samples, args.rls_reps, args.rls_rounds, args.churn_seconds = 3, 2, 3, 3
-        args.phases, args.progress_seconds = ",".join(PHASES), 5
+        args.phases, args.progress_seconds, args.rls_explain = ",".join(PHASES), 5, True
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = [p for p in args.phases if p not in PHASES]
     if unknown:
@@ -1288,7 +1300,9 @@ def run(args) -> None:
         info = size_info(args.messages, args.workspaces, large)
         log("== row-level security: each page's slowest query, plain filter vs RLS")
         queries = pages_main_queries(info)
-        rows = rls_overhead(queries, info["db"], info["workspace_id"], args.rls_rounds, args.rls_reps)
+        rows = rls_overhead(
+            queries, info["db"], info["workspace_id"], args.rls_rounds, args.rls_reps, explain=args.rls_explain
+        )
         large.finish("rls", {"queries": rows, **_of(info)})
     if wanted("bloat", large):
         info = size_info(args.messages, args.workspaces, large)
