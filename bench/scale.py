@@ -57,7 +57,11 @@ At the large size only:
    that goes first alternating round by round, N chosen so a side takes at least 0.2 s (at
    least ``--rls-reps``). Each round gives a median per side and their ratio; the figures are
    the medians over the rounds (the ratio: the median of the rounds' ratios, so load that
-   changes between rounds weighs on both sides alike). Goal at most 1.1.
+   changes between rounds weighs on both sides alike). Goal at most 1.1. Beside the round
+   trip, the server's own time (planning + execution from ``EXPLAIN (ANALYZE, TIMING OFF)``,
+   up to 30 per side and round), which the client's and the scheduler's noise does not reach;
+   ``--rls-explain`` logs both plans of a query over the goal. The page's main query is the
+   statement slowest by its median over 7 requests (one request's slowest is often chance).
 5. **bloat**: ``jobs_job`` size, dead rows and the claim's time before, then after
    ``--churn-seconds`` of enqueue + claim + finish as fast as one process goes while another
    connection holds a snapshot open (so VACUUM can remove nothing), then after
@@ -1019,14 +1023,14 @@ def rls_overhead(
         ]
         owner.rollback()
 
-        def under_rls(sql: str, reps: int) -> tuple[int, list[float]]:
+        def under_rls(sql: str, reps: int) -> tuple:
             app.execute("SELECT set_config('app.workspace_id', %s, true)", [str(workspace_id)])
             try:
                 return _timed(app, sql, reps)
             finally:
                 app.rollback()
 
-        def plain(sql: str, reps: int) -> tuple[int, list[float]]:
+        def plain(sql: str, reps: int) -> tuple:
             for table in tenant_tables:
                 owner.execute(
                     pgsql.SQL("ALTER TABLE public.{} NO FORCE ROW LEVEL SECURITY").format(pgsql.Identifier(table))
@@ -1047,16 +1051,18 @@ def rls_overhead(
         for page, sql in queries.items():
             if not sql:
                 continue
-            _rows, once = under_rls(sql, 3)
+            _rows, once, _server = under_rls(sql, 3)
             reps = max(min_reps, min(1000, int(0.2 / max(statistics.median(once) / 1000, 1e-5))))
-            medians: dict[str, list[float]] = {"rls": [], "plain": []}
-            ratios, rows = [], {}
+            medians: dict[str, list[float]] = {"rls": [], "plain": [], "rls_server": [], "plain_server": []}
+            ratios, server_ratios, rows = [], [], {}
             for r in range(rounds):
                 sides = [("rls", under_rls), ("plain", plain)]
                 for side, measure in sides if r % 2 == 0 else sides[::-1]:
-                    rows[side], times = measure(sql, reps)
+                    rows[side], times, server = measure(sql, reps)
                     medians[side].append(statistics.median(times))
+                    medians[f"{side}_server"].append(statistics.median(server))
                 ratios.append(medians["rls"][-1] / medians["plain"][-1])
+                server_ratios.append(medians["rls_server"][-1] / medians["plain_server"][-1])
             if rows["rls"] != rows["plain"]:
                 raise BenchFailed(
                     f"{page}: its main query returns {rows['rls']} rows under RLS, {rows['plain']} without"
@@ -1067,32 +1073,44 @@ def rls_overhead(
                     "plain_ms": statistics.median(medians["plain"]),
                     "rls_ms": statistics.median(medians["rls"]),
                     "ratio": statistics.median(ratios),
+                    "plain_server_ms": statistics.median(medians["plain_server"]),
+                    "rls_server_ms": statistics.median(medians["rls_server"]),
+                    "server_ratio": statistics.median(server_ratios),
                     "rows": rows["rls"],
                     "reps": reps,
                     "rounds": rounds,
                 }
             )
             r = results[-1]
-            if explain and r["ratio"] > 1.1:
+            if explain and max(r["ratio"], r["server_ratio"]) > 1.1:
                 for side, measure in (("RLS", under_rls), ("plain", plain)):
-                    _rows, lines = measure(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", 0)
+                    _rows, lines = measure(sql, 0)
                     log(f"  EXPLAIN of {page}, {side}:\n" + "\n".join(f"      {line}" for line in lines))
             log(
-                f"  {page:<30} plain {r['plain_ms']:.3f} ms, RLS {r['rls_ms']:.3f} ms: {r['ratio']:.2f} ({reps} x {rounds})"
+                f"  {page:<30} plain {r['plain_ms']:.3f} ms, RLS {r['rls_ms']:.3f} ms: {r['ratio']:.2f}; "
+                f"server {r['plain_server_ms']:.3f} / {r['rls_server_ms']:.3f} ms: {r['server_ratio']:.2f} ({reps} x {rounds})"
             )
     return results
 
 
-def _timed(conn, sql: str, reps: int) -> tuple[int, list]:
-    if not reps:  # an EXPLAIN: its lines
-        return 0, [row[0] for row in conn.execute(sql).fetchall()]
+def _timed(conn, sql: str, reps: int) -> tuple:
+    """(rows, round-trip ms of ``reps`` runs, server ms of a few more: planning + execution as
+    EXPLAIN (ANALYZE, TIMING OFF) reports them, free of the client's and the scheduler's noise).
+    ``reps`` 0: the lines of EXPLAIN (ANALYZE, BUFFERS) ``sql``."""
+    if not reps:
+        return 0, [row[0] for row in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}").fetchall()]
     rows = len(conn.execute(sql).fetchall())  # warm
     times = []
     for _ in range(reps):
         started = time.perf_counter()
         conn.execute(sql).fetchall()
         times.append((time.perf_counter() - started) * 1000)
-    return rows, times
+    server = []
+    for _ in range(max(3, min(reps, 30))):
+        plan = conn.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) {sql}").fetchone()[0]
+        plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+        server.append(plan["Planning Time"] + plan["Execution Time"])
+    return rows, times, server
 
 
 # --- queue bloat -----------------------------------------------------------------------------------
@@ -1427,10 +1445,24 @@ def tables_print(recs: dict, sizes: list[int], args) -> None:
     rls = recs[large].phase("rls")
     print()
     if rls:
-        print(f"main query of the page at {L:<10}| rows  | plain ms | RLS ms | RLS / plain (goal <= 1.1)")
-        print("-------------------------------------|-------|----------|--------|--------------------------")
+        print(
+            f"main query of the page at {L:<10}| rows  | plain ms | RLS ms | RLS / plain (goal <= 1.1) "
+            "| server: plain ms | RLS ms | RLS / plain"
+        )
+        print(
+            "-------------------------------------|-------|----------|--------|---------------------------"
+            "|------------------|--------|------------"
+        )
         for q in rls["queries"]:
-            print(f"{q['page']:<37}| {q['rows']:>5} | {q['plain_ms']:>8.3f} | {q['rls_ms']:>6.3f} | {q['ratio']:>6.2f}")
+            server = (
+                f"{q['plain_server_ms']:>16.3f} | {q['rls_server_ms']:>6.3f} | {q['server_ratio']:>6.2f}"
+                if "server_ratio" in q
+                else f"{'?':>16} | {'?':>6} | ?"
+            )
+            print(
+                f"{q['page']:<37}| {q['rows']:>5} | {q['plain_ms']:>8.3f} | {q['rls_ms']:>6.3f} | {q['ratio']:>25.2f} "
+                f"| {server}"
+            )
         print(
             f"  RLS: {_source(rls)}; medians of {rls['queries'][0]['rounds'] if rls['queries'] else '?'} interleaved rounds"
         )
