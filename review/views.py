@@ -152,7 +152,7 @@ def item(request, pk):
     filters = selectors.QueueFilters.from_query(request.GET)
     held_by_other = False
     if review_item.status == ReviewItem.Status.OPEN and request.membership.can_decide:
-        held_by_other = not services.review_item_claim(item=review_item, user=request.user)
+        held_by_other = not services.review_item_claim(item=review_item, user=request.user, fresh=True)
     prev_id, next_id = selectors.queue_neighbours(item=review_item, filters=filters, user=request.user)
     policy = policy_for(workspace_id=request.workspace.pk)
     field_type = _field_type(review_item, policy)
