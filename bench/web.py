@@ -11,11 +11,16 @@
    beside it that row-level security must keep out.
 2. Starts ``gunicorn config.wsgi`` (``--workers`` sync workers, or gthread with ``--threads``)
    on 127.0.0.1 at a free port, with the production settings (no DEBUG).
-3. Signs ``--clients`` reviewers in through the real login form, one httpx client each, and
-   has them all request one page at a time, as fast as the server answers (closed loop), for
-   ``--seconds``: a static file (WhiteNoise: the HTTP floor), the login page (the whole
-   middleware stack: session, user, transaction, workspace context; the framework floor),
-   the review queue and review items (each reviewer opens its own items, which claims them).
+3. Signs ``--clients`` reviewers in through the real login form (httpx), then hands each
+   one's session cookie to wrk (Debian's ``wrk``, compiled, with ``bench/web.lua``): one wrk
+   thread and one keep-alive connection per reviewer, requesting one page at a time as fast
+   as the server answers (closed loop), for a second of warm-up and then ``--seconds``: a
+   static file (WhiteNoise: the HTTP floor), the login page (the whole middleware stack:
+   session, user, transaction, workspace context; the framework floor), the review queue
+   and review items (each reviewer opens its own items, which claims them). Every response
+   is checked as it arrives. The load generator runs on the same cores as the server, so its
+   CPU share (its CPU seconds over the wall seconds) is printed beside the figures, with the
+   server's CPU per request (gunicorn's workers and their PostgreSQL backends).
 4. Prints requests/s, p50 and p95 per page, and each page's p95 as a ratio to the login
    page's, measured in the same run. Goal: queue and item p95 <= 150 ms with 20 clients on
    2 workers.
@@ -30,12 +35,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,20 +104,24 @@ def run(args) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(base, server)
-        clients = _sign_in(base, reviewers)
-        slices = [item_ids[i :: len(clients)] for i in range(len(clients))]
+        cookies = _sign_in(base, reviewers)
+        slices = [item_ids[i :: len(cookies)] for i in range(len(cookies))]
         pages = {
-            "static file": (lambda c, n: "/static/threadline.css", _check_static),
-            "login page": (lambda c, n: "/accounts/login/", _check_login),
-            "queue": (lambda c, n: f"/w/{SLUG}/review/", _check_queue),
-            "item": (lambda c, n: f"/w/{SLUG}/review/items/{slices[c][n % len(slices[c])]}/", _check_item),
+            "static file": ("static", ["/static/threadline.css"] * len(cookies)),
+            "login page": ("login", ["/accounts/login/"] * len(cookies)),
+            "queue": ("queue", [f"/w/{SLUG}/review/"] * len(cookies)),
+            "item": ("item", [" ".join(f"/w/{SLUG}/review/items/{pk}/" for pk in ids) for ids in slices]),
         }
         results = {}
-        for name, (url_for, check) in pages.items():
-            results[name] = _drive(clients, url_for, check, seconds=args.seconds, warmup=0 if args.smoke else 1.0)
-            rate, p50, p95, count = results[name]
+        for name, (check, paths) in pages.items():
+            results[name] = _drive(
+                base, server, cookies, paths, check, seconds=args.seconds, warmup=0 if args.smoke else 1.0
+            )
+            r = results[name]
             print(
-                f"  {name:<12} {count:>6} requests  {rate:>7.1f} req/s  p50 {p50:>6.1f} ms  p95 {p95:>6.1f} ms",
+                f"  {name:<12} {r['count']:>6} requests  {r['rate']:>7.1f} req/s  p50 {r['p50']:>6.1f} ms  "
+                f"p95 {r['p95']:>6.1f} ms  client CPU {r['client_share']:.0%}  "
+                f"server CPU/request {r['server_ms']:.1f} ms + PostgreSQL {r['postgres_ms']:.1f} ms",
                 flush=True,
             )
     finally:
@@ -123,17 +133,24 @@ def run(args) -> None:
     if args.smoke:
         print(f"bench/web.py --smoke: ok ({time.perf_counter() - started:.0f} s)")
         return
-    reference = results["login page"][2]
+    reference = results["login page"]["p95"]
     kind = f"gthread, {args.threads} threads" if args.threads > 1 else "sync"
     print(
-        f"\n{args.clients} clients, {args.workers} gunicorn workers ({kind}), {args.items} review items "
-        f"(and as many in another workspace), {args.seconds:.0f} s per page\n"
+        f"\n{args.clients} clients (wrk), {args.workers} gunicorn workers ({kind}), {args.items} review items "
+        f"(and as many in another workspace), {args.seconds:.0f} s per page, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
     )
-    print("page         | req/s  | p50 ms | p95 ms | p95 ratio to login page")
-    print("-------------|--------|--------|--------|-------------------------")
-    for name, (rate, p50, p95, _) in results.items():
-        print(f"{name:<12} | {rate:>6.1f} | {p50:>6.1f} | {p95:>6.1f} | {p95 / reference:>6.2f}")
-    goal = all(results[name][2] <= 150 for name in ("queue", "item"))
+    print(
+        "page         | req/s  | p50 ms | p95 ms | p95 ratio to login page | client CPU | server CPU ms/req "
+        "(gunicorn + PostgreSQL)"
+    )
+    print("-------------|--------|--------|--------|-------------------------|------------|------------------")
+    for name, r in results.items():
+        print(
+            f"{name:<12} | {r['rate']:>6.1f} | {r['p50']:>6.1f} | {r['p95']:>6.1f} | {r['p95'] / reference:>23.2f} | "
+            f"{r['client_share']:>10.0%} | {r['server_ms']:.1f} + {r['postgres_ms']:.1f}"
+        )
+    goal = all(results[name]["p95"] <= 150 for name in ("queue", "item"))
     print(f"\ngoal (queue and item p95 <= 150 ms): {'met' if goal else 'not met'}")
 
 
@@ -180,92 +197,108 @@ def _wait_until_up(base: str, server: subprocess.Popen) -> None:
     raise BenchFailure("gunicorn did not answer within 60 s")
 
 
-def _sign_in(base: str, reviewers: list[str]) -> list:
-    """One httpx client per reviewer, signed in through the login form (CSRF token and all)."""
+def _sign_in(base: str, reviewers: list[str]) -> list[str]:
+    """Each reviewer signed in through the login form (CSRF token and all); returns each one's
+    Cookie header (session and CSRF cookies) for wrk."""
     import httpx
 
-    clients = []
+    cookies = []
     for username in reviewers:
-        client = httpx.Client(base_url=base, timeout=30)
-        form = client.get("/accounts/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
-        if form.status_code != 200 or not token:
-            raise BenchFailure(f"the login page answered {form.status_code} without a CSRF token")
-        done = client.post(
-            "/accounts/login/",
-            data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
-        )
-        if done.status_code != 302 or "sessionid" not in client.cookies:
-            raise BenchFailure(f"signing in {username} failed: {done.status_code}")
-        clients.append(client)
-    return clients
+        with httpx.Client(base_url=base, timeout=30) as client:
+            form = client.get("/accounts/login/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+            if form.status_code != 200 or not token:
+                raise BenchFailure(f"the login page answered {form.status_code} without a CSRF token")
+            done = client.post(
+                "/accounts/login/",
+                data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
+            )
+            if done.status_code != 302 or "sessionid" not in client.cookies:
+                raise BenchFailure(f"signing in {username} failed: {done.status_code}")
+            cookies.append("; ".join(f"{name}={value}" for name, value in client.cookies.items()))
+    return cookies
 
 
 # --- the clients ------------------------------------------------------------------------------
 
+LUA = Path(__file__).resolve().parent / "web.lua"
+_RESULT = re.compile(r"^RESULT (.*)$", re.M)
 
-def _drive(clients: list, url_for, check, *, seconds: float, warmup: float) -> tuple[float, float, float, int]:
-    """Every client requests pages back to back for ``warmup`` + ``seconds``; the samples of
-    the last ``seconds`` count. Returns (requests/s, p50 ms, p95 ms, requests)."""
-    samples: list[list[float]] = [[] for _ in clients]
-    failures: list[str] = []
-    begin = time.perf_counter()
-    measure_from, stop_at = begin + warmup, begin + warmup + seconds
 
-    def loop(index: int) -> None:
-        client, n = clients[index], 0
-        while (now := time.perf_counter()) < stop_at and not failures:
-            url = url_for(index, n)
-            n += 1
-            try:
-                response = client.get(url)
-                problem = None if response.status_code == 200 else f"status {response.status_code}"
-                problem = problem or check(response.text)
-            except Exception as exc:  # noqa: BLE001 - any failure ends the run with its reason
-                problem = f"{type(exc).__name__}: {exc}"
-            if problem:
-                failures.append(f"GET {url}: {problem}")
-                return
-            if now >= measure_from:
-                samples[index].append((time.perf_counter() - now) * 1000)
+def _wrk() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchFailure("wrk is not installed (the load generator): apt-get install wrk")
+    return found
 
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(clients))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if failures:
-        raise BenchFailure(failures[0])
-    flat = sorted(s for per_client in samples for s in per_client)
-    if not flat:
+
+def _drive(base: str, server, cookies: list[str], paths: list[str], check: str, *, seconds: float, warmup: float):
+    """wrk with one thread and one connection per client, for ``warmup`` (discarded) and then
+    ``seconds``; every response checked by bench/web.lua. Returns the figures of the measured
+    run: requests/s, p50 and p95 ms, the client's CPU share, the server's CPU per request."""
+    with tempfile.NamedTemporaryFile("w", suffix=".clients", delete=False) as listing:
+        for cookie, line in zip(cookies, paths, strict=True):
+            listing.write(f"{cookie}\t{line}\n")
+    try:
+        if warmup:
+            _wrk_run(base, listing.name, check, clients=len(cookies), seconds=warmup)
+        server_cpu, postgres_cpu = _server_cpu(server)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        result = _wrk_run(base, listing.name, check, clients=len(cookies), seconds=seconds)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_after, postgres_after = _server_cpu(server)
+    finally:
+        os.unlink(listing.name)
+    count = result["requests"]
+    if not count:
         raise BenchFailure("no request finished in the measured time")
-    p95 = flat[max(0, int(len(flat) * 0.95) - 1)]
-    return len(flat) / seconds, statistics.median(flat), p95, len(flat)
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "count": count,
+        "rate": count / (result["duration_us"] / 1e6),
+        "p50": result["p50_us"] / 1000,
+        "p95": result["p95_us"] / 1000,
+        "client_share": client_cpu / wall,
+        "server_ms": (server_after - server_cpu) / count * 1000,
+        "postgres_ms": (postgres_after - postgres_cpu) / count * 1000,
+    }
 
 
-def _check_static(text: str) -> str | None:
-    return None if "{" in text else "not the stylesheet"
+def _wrk_run(base: str, listing: str, check: str, *, clients: int, seconds: float) -> dict:
+    command = [_wrk(), "-t", str(clients), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s"]
+    command += ["-s", str(LUA), base, "--", listing, check]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = _RESULT.search(done.stdout)
+    if done.returncode != 0 or not found:
+        raise BenchFailure(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
+    fields = dict(part.split("=", 1) for part in found.group(1).split(" ", 6))
+    if int(fields["errors"]):
+        raise BenchFailure(f"{fields['errors']} connection errors or timeouts ({check})")
+    if int(fields["failures"]):
+        raise BenchFailure(f"{fields['failures']} failed responses, the first: {fields['problem']}")
+    return {key: int(fields[key]) for key in ("requests", "duration_us", "p50_us", "p95_us")}
 
 
-def _check_login(text: str) -> str | None:
-    return None if 'name="csrfmiddlewaretoken"' in text and 'name="password"' in text else "no login form"
+def _server_cpu(server) -> tuple[float, float]:
+    """CPU seconds so far of gunicorn's workers and of the PostgreSQL backends serving the
+    bench's database (persistent connections: one per worker thread)."""
+    import psutil
 
+    def cpu(process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return times.user + times.system
 
-def _check_queue(text: str) -> str | None:
-    rows = text.count("data-href=")
-    if rows != 50:
-        return f"{rows} queue rows, expected a full page of 50"
-    if "Low confidence" not in text or 'rel="next"' not in text:
-        return "no reason counts or no next page"
-    return None
-
-
-def _check_item(text: str) -> str | None:
-    if '<mark class="evidence">' not in text:
-        return "no highlighted evidence"
-    if text.count('<article class="message') != MESSAGES_PER_THREAD:
-        return f"not the thread's {MESSAGES_PER_THREAD} messages"
-    return None if "Approve <kbd>a</kbd>" in text else "no Approve button (held by someone else?)"
+    workers = sum(cpu(child) for child in psutil.Process(server.pid).children(recursive=True))
+    backends = 0.0
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "postgres" and BENCH_DB in " ".join(process.info["cmdline"] or []):
+            backends += cpu(process)
+    return workers, backends
 
 
 # --- the database -----------------------------------------------------------------------------

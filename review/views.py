@@ -28,9 +28,10 @@ from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
 
-def _queue_url(request, filters: selectors.QueueFilters, after: str = "") -> str:
+def _queue_url(request, filters: selectors.QueueFilters, after: str = "", *, base: str = "") -> str:
     query = "&".join(part for part in (filters.querystring(), urlencode({"after": after}) if after else "") if part)
-    return reverse("review:queue", kwargs={"workspace_slug": request.workspace.slug}) + (f"?{query}" if query else "")
+    base = base or reverse("review:queue", kwargs={"workspace_slug": request.workspace.slug})
+    return base + (f"?{query}" if query else "")
 
 
 def _item_url(request, pk: int, filters: selectors.QueueFilters) -> str:
@@ -44,6 +45,7 @@ def queue(request):
     filters = selectors.QueueFilters.from_query(request.GET)
     items, next_cursor = selectors.queue_items(filters=filters, user=request.user, cursor=request.GET.get("after"))
     counts = selectors.queue_counts_by_reason()
+    base = reverse("review:queue", kwargs={"workspace_slug": request.workspace.slug})  # once, not per link
     return render(
         request,
         "review/queue.html",
@@ -52,16 +54,16 @@ def queue(request):
             "rows": _queue_rows(request, items, filters),
             "filters": filters,
             "reason_counts": [
-                (key, label, counts[key], _queue_url(request, replace(filters, reason=key)))
+                (key, label, counts[key], _queue_url(request, replace(filters, reason=key), base=base))
                 for key, label in ReviewItem.Reason.choices
             ],
             "count_cap": selectors.COUNT_CAP,
             "reasons": ReviewItem.Reason.choices,
             "statuses": [*ReviewItem.Status.choices, ("edited", "Edited"), ("skipped", "Skipped (open)")],
             "can_bulk": request.membership.can_decide and filters.status in ("open", "skipped"),
-            "next_url": _queue_url(request, filters, after=next_cursor) if next_cursor else "",
+            "next_url": _queue_url(request, filters, after=next_cursor, base=base) if next_cursor else "",
             "after": request.GET.get("after", ""),
-            "first_page_url": _queue_url(request, filters) if request.GET.get("after") else "",
+            "first_page_url": _queue_url(request, filters, base=base) if request.GET.get("after") else "",
             "fields": handlers.field_keys(policy_for(workspace_id=request.workspace.pk)),
         },
     )
@@ -152,7 +154,7 @@ def item(request, pk):
     filters = selectors.QueueFilters.from_query(request.GET)
     held_by_other = False
     if review_item.status == ReviewItem.Status.OPEN and request.membership.can_decide:
-        held_by_other = not services.review_item_claim(item=review_item, user=request.user)
+        held_by_other = not services.review_item_claim(item=review_item, user=request.user, fresh=True)
     prev_id, next_id = selectors.queue_neighbours(item=review_item, filters=filters, user=request.user)
     policy = policy_for(workspace_id=request.workspace.pk)
     field_type = _field_type(review_item, policy)

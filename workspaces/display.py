@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
@@ -249,7 +249,24 @@ def _type_of(value) -> str:
 
 
 def display(value, field_type: str | None = None, *, locale: str | None = None) -> str:
-    """A stored value for people, by its field type (or, without one, by its shape)."""
+    """A stored value for people, by its field type (or, without one, by its shape).
+
+    A JSON value's text is worked out once per process for each (value, type, locale): Babel
+    takes about half a millisecond for an amount, and a queue page shows fifty."""
+    locale = locale or reader_locale()
+    try:
+        key = json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):  # not JSON (a Decimal, a date): formatted each time
+        return _display(value, field_type, locale)
+    return _display_json(key, field_type, locale)
+
+
+@lru_cache(maxsize=8192)
+def _display_json(key: str, field_type: str | None, locale: str) -> str:
+    return _display(json.loads(key), field_type, locale)
+
+
+def _display(value, field_type: str | None, locale: str) -> str:
     formatter = FORMATTERS.get(field_type or "") or FORMATTERS[_type_of(value)]
     return formatter(value, locale=locale)
 

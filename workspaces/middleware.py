@@ -4,9 +4,9 @@ from django.db import transaction
 from django.http import Http404
 
 from workspaces.authz import membership_active
-from workspaces.models import Workspace
-from workspaces.rls import set_request_context
-from workspaces.selectors import membership_by_slug, membership_get
+from workspaces.models import Membership, Workspace
+from workspaces.rls import request_context_enter, set_request_context
+from workspaces.selectors import request_policy_known
 
 SESSION_KEY = "workspace_id"
 URL_PREFIX = "/w/"
@@ -32,35 +32,48 @@ class WorkspaceContextMiddleware:
         if request.path_info.startswith(OWN_TRANSACTIONS):
             request.workspace, request.membership = None, None
             return self.get_response(request)
+        # The session and the user are read before the transaction opens, so that its BEGIN
+        # travels with the context (workspaces.rls.request_context_enter): one round trip.
+        user = request.user
+        user_id = user.pk if user.is_authenticated else None
         with transaction.atomic():
-            user = request.user
-            user_id = user.pk if user.is_authenticated else None
-            set_request_context(workspace_id=None, user_id=user_id)
-            request.workspace, request.membership = self._resolve(request, user)
-            if request.workspace is not None:
-                set_request_context(workspace_id=request.workspace.pk, user_id=user_id)
-            # The admin's permission checks (workspaces.authz) read the role from this membership.
-            with membership_active(request.membership):
-                return self.get_response(request)
+            if user_id is None:
+                set_request_context(workspace_id=None, user_id=None)
+                request.workspace, request.membership, policy = None, None, None
+            else:
+                request.workspace, request.membership, policy = self._resolve(request, user_id)
+            # The policy came with the membership: the views' policy_for reads it from here.
+            with request_policy_known(workspace_id=getattr(request.workspace, "pk", None), policy=policy):
+                # The admin's permission checks (workspaces.authz) read the role from this membership.
+                with membership_active(request.membership):
+                    return self.get_response(request)
 
-    def _resolve(self, request, user):
-        if not user.is_authenticated:
-            return None, None
+    def _resolve(self, request, user_id: int):
+        """The membership of the workspace in the URL (404 without one) or, elsewhere, of the
+        one in the session, else the user's first by name; with its workspace and policy."""
         slug = _slug_from_path(request.path_info)
-        if slug is not None:
-            membership = membership_by_slug(user=user, slug=slug)
-            if not membership:
+        remembered = None
+        if slug is None:
+            try:
+                remembered = int(request.session.get(SESSION_KEY) or 0) or None
+            except (TypeError, ValueError):
+                remembered = None
+        row = request_context_enter(user_id=user_id, slug=slug, workspace_id=remembered)
+        if row is None:
+            if slug is not None:
                 raise Http404("No such workspace")
-            _remember(request, membership.workspace_id)
-            return membership.workspace, membership
-        workspace_id = request.session.get(SESSION_KEY)
-        membership = workspace_id and membership_get(user=user, workspace_id=workspace_id)
-        if not membership:
-            membership = user.memberships.order_by("workspace__name").first()
-        if not membership:
-            return None, None
-        _remember(request, membership.workspace_id)
-        return Workspace.objects.get(pk=membership.workspace_id), membership
+            return None, None, None
+        workspace = _instance(Workspace, row["workspace"])
+        membership = _instance(Membership, row["membership"])
+        membership.workspace = workspace
+        _remember(request, workspace.pk)
+        return workspace, membership, row["policy"]
+
+
+def _instance(model, data: dict):
+    """A model instance from its row as ``row_to_json`` gave it (each value through its field)."""
+    fields = model._meta.concrete_fields
+    return model.from_db("default", [f.attname for f in fields], [f.to_python(data[f.column]) for f in fields])
 
 
 def _remember(request, workspace_id: int) -> None:

@@ -8,12 +8,15 @@ metaclass. The two small pieces it would give us are here instead.
 
 from __future__ import annotations
 
+import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from django.db import connection, transaction
 from django.db.migrations.operations.base import Operation
-from psycopg import sql
+from psycopg import pq, sql
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 WORKSPACE_SETTING = "app.workspace_id"
@@ -62,6 +65,54 @@ def set_request_context(*, workspace_id: int | None, user_id: int | None) -> Non
                 "" if workspace_id is None else str(workspace_id),
             ],
         )
+
+
+# One simple-query message, one round trip, at the start of a signed-in request's transaction:
+# the user first (the membership_own_rows policy reads it), then the workspace of the user's
+# own membership (by the URL's slug, else the session's workspace, else the first by name;
+# none: no context, zero rows), then that membership, its workspace and the workspace's policy
+# (whose row is visible only now that the context is set). Values are quoted by psycopg.
+_REQUEST_CONTEXT_SQL = """
+SELECT set_config('app.user_id', %(user)s::text, true);
+SELECT set_config('app.workspace_id', COALESCE((
+    SELECT m.workspace_id::text FROM workspaces_membership m JOIN workspaces_workspace w ON w.id = m.workspace_id
+    WHERE m.user_id = %(user)s AND (%(slug)s::text IS NULL OR w.slug = %(slug)s::text)
+    ORDER BY m.workspace_id = %(workspace)s::bigint IS TRUE DESC, w.name, m.workspace_id LIMIT 1), ''), true);
+SELECT json_build_object('membership', row_to_json(m), 'workspace', row_to_json(w),
+                         'policy', (SELECT p.policy FROM workspaces_policy p WHERE p.workspace_id = w.id
+                                    ORDER BY p.id LIMIT 1))
+FROM workspaces_membership m JOIN workspaces_workspace w ON w.id = m.workspace_id
+WHERE m.user_id = %(user)s AND m.workspace_id = NULLIF(current_setting('app.workspace_id', true), '')::bigint
+"""
+
+
+def request_context_enter(*, user_id: int, slug: str | None, workspace_id: int | None) -> dict | None:
+    """Set the request's user and workspace, transaction-local, and return the membership that
+    chose the workspace (``{"membership", "workspace", "policy"}`` as JSON rows), or None
+    (no membership: the workspace context stays empty). One round trip, the BEGIN included.
+
+    Call it first thing inside the request's outermost ``transaction.atomic()``: psycopg would
+    send a BEGIN of its own before the first statement, so the BEGIN goes in the same message
+    (as ``jobs.db.begin_with_configs`` does), and Django's atomic block commits as usual.
+    Inside a transaction already (a test's), the three statements go without it.
+    """
+    params = {"user": user_id, "slug": slug, "workspace": workspace_id}
+    connection.ensure_connection()
+    raw = connection.connection
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        query = psycopg.ClientCursor(raw).mogrify(_REQUEST_CONTEXT_SQL, params)
+        if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            query = "BEGIN;" + query
+        result = raw.pgconn.exec_(query.encode())
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            if raw.pgconn.status == pq.ConnStatus.BAD or not result.error_field(pq.DiagnosticField.SQLSTATE):
+                raise psycopg.OperationalError(result.get_error_message() or "the connection was lost")
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+        row = json.loads(result.get_value(0, 0)) if result.ntuples else None
+    if connection.queries_logged:  # as Django's debug cursor would record it (tests count queries)
+        connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - started:.3f}"})
+    return row
 
 
 def load_sql(name: str, *, sql_dir: Path = SQL_DIR, **identifiers: str) -> sql.Composed:

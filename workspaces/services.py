@@ -5,6 +5,7 @@ from django.db import transaction
 from workspaces.models import AuditEvent, Membership, Policy, Workspace
 from workspaces.policy import policy_validate
 from workspaces.rls import workspace_context
+from workspaces.selectors import request_policy_forget
 
 
 def audit_event_record(
@@ -92,6 +93,7 @@ def policy_update(*, workspace: Workspace, document: dict, actor=None) -> Policy
         before = policy.policy
         policy.policy, policy.updated_by = validated, actor
         policy.save()
+        request_policy_forget()  # a request that read it before must read it again
         changed = sorted(k for k in validated if before.get(k) != validated[k])
         audit_event_record(workspace_id=workspace.pk, type="policy.updated", actor=actor, data={"changed": changed})
     return policy

@@ -222,3 +222,98 @@ def test_skipped_items_still_come_last_across_pages(ws, rita):
     expected = [i.pk for i in newest_first[3:]] + [i.pk for i in newest_first[:3]]
     assert [i.pk for i in first + second] == expected and end is None
     assert [i.skipped_me for i in second][-3:] == [True, True, True]
+
+
+def item_url(ws, item) -> str:
+    return reverse("review:item", kwargs={"workspace_slug": ws.slug, "pk": item.pk})
+
+
+def item_updates(client, path) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith('UPDATE "review_reviewitem"')]
+
+
+def test_an_item_get_by_its_claimant_writes_nothing_until_half_the_claim_is_spent(ws, rita):
+    """Opening an item claims it; opening it again while more than half the claim is left
+    writes nothing (it was an UPDATE, and a WAL flush at commit, per view); past that half,
+    the next view renews the claim, keeping when it started."""
+    client = client_for(rita)
+    item = next(i for i in add_items(ws, 2) if i.status == "open")
+    assert len(item_updates(client, item_url(ws, item))) == 1  # the claim
+    with workspace_context(ws):
+        claimed = ReviewItem.objects.get(pk=item.pk)
+    assert claimed.assigned_to_id == rita.pk
+    assert item_updates(client, item_url(ws, item)) == []
+    with workspace_context(ws):
+        assert ReviewItem.objects.get(pk=item.pk).claimed_until == claimed.claimed_until
+        # 300 s claims (the default policy): 100 s left is less than half.
+        ReviewItem.objects.filter(pk=item.pk).update(claimed_until=timezone.now() + timezone.timedelta(seconds=100))
+    assert len(item_updates(client, item_url(ws, item))) == 1
+    with workspace_context(ws):
+        renewed = ReviewItem.objects.get(pk=item.pk)
+    assert renewed.claimed_until > timezone.now() + timezone.timedelta(seconds=290)
+    assert renewed.claimed_at == claimed.claimed_at
+
+
+def test_an_item_held_by_another_is_not_taken_and_an_expired_claim_is(ws, rita):
+    rob = UserFactory(username="rob")
+    membership_add(workspace=ws, user=rob, role="reviewer")
+    item = next(i for i in add_items(ws, 2) if i.status == "open")
+    client_for(rita).get(item_url(ws, item))
+    page = client_for(rob).get(item_url(ws, item)).content.decode()
+    assert "rita is reviewing this item" in page
+    with workspace_context(ws):
+        ReviewItem.objects.filter(pk=item.pk).update(claimed_until=timezone.now() - timezone.timedelta(seconds=1))
+    assert len(item_updates(client_for(rob), item_url(ws, item))) == 1
+    with workspace_context(ws):
+        assert ReviewItem.objects.get(pk=item.pk).assigned_to_id == rob.pk
+
+
+# Round trips to PostgreSQL per page, as Django's query log counts them, inside a test's own
+# transaction (which adds the SAVEPOINT and RELEASE of the request's atomic block; the queue
+# of this test reads both of its parts). Main's code took 13 and 19: set_config twice, the
+# membership and the policy each went alone (the policy twice on the item page), as did each
+# of j/k's probes and, on every view of an item, the claim's UPDATE.
+QUEUE_ROUND_TRIPS = 10
+ITEM_ROUND_TRIPS = 11
+
+
+def test_the_queue_and_item_pages_take_a_fixed_small_number_of_round_trips(ws, rita):
+    client = client_for(rita)
+    items = [i for i in add_items(ws, 6, assignee=rita) if i.status == "open"]
+    queue = reverse("review:queue", kwargs={"workspace_slug": ws.slug})
+    client.get(queue)
+    client.get(item_url(ws, items[1]))  # the first view claims the item
+    queue_trips = queries_for(client, queue)
+    item_trips = queries_for(client, item_url(ws, items[1]))
+    assert queue_trips <= QUEUE_ROUND_TRIPS and item_trips <= ITEM_ROUND_TRIPS, (queue_trips, item_trips)
+
+
+def test_the_request_context_is_the_members_own_workspace_and_its_policy(ws, rita):
+    """One statement chooses the workspace from the user's own membership and reads its
+    policy: the page shows this workspace's policy, another workspace's slug is not found,
+    and a policy saved during a request is what the rest of the request reads."""
+    from workspaces.models import Workspace
+    from workspaces.selectors import policy_for, request_policy_known
+    from workspaces.services import policy_update
+
+    other = workspace_create(slug="other", name="Other")
+    add_items(other, 2)
+    client = client_for(rita)
+    assert client.get(reverse("review:queue", kwargs={"workspace_slug": other.slug})).status_code == 404
+    policy_update(workspace=ws, document={"undo_window_seconds": 0})
+    item = next(i for i in add_items(ws, 2) if i.status == "open")
+    client.post(
+        reverse("review:decide", kwargs={"workspace_slug": ws.slug, "pk": item.pk}),
+        {"action": "approve", "version": item.version},
+    )
+    page = client.get(item_url(ws, item)).content.decode()
+    assert "the undo window (0 s) has passed" in page and "Undo approved" not in page
+    with request_policy_known(workspace_id=ws.pk, policy={"undo_window_seconds": 77}):
+        first = policy_for(workspace_id=ws.pk)
+        first["undo_window_seconds"] = 1  # a caller's change does not reach the next reader
+        assert policy_for(workspace_id=ws.pk)["undo_window_seconds"] == 77
+        policy_update(workspace=Workspace.objects.get(pk=ws.pk), document={"undo_window_seconds": 88})
+        with workspace_context(ws):
+            assert policy_for(workspace_id=ws.pk)["undo_window_seconds"] == 88
