@@ -21,14 +21,14 @@ from extraction.extractors.rules import RulesExtractor
 from extraction.grounding import evidence_ground
 from extraction.models import ExtractionRun, FieldValue
 from extraction.schemas import schema_get
-from extraction.selectors import thread_inputs
+from extraction.selectors import thread_inputs, threads_inputs
 from pipeline import stages
 from review.models import ReviewReason
 from review.services import review_item_open, review_items_close
 from threads.models import Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
-from workspaces.services import audit_event_record
+from workspaces.services import audit_event_record, audit_events_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +58,7 @@ def extraction_run_execute(
         schema = schema_get(policy["schema"])
         extractor = extractor or extractor_for(policy=policy)
         inputs = thread_inputs(thread=thread)
-        run = ExtractionRun.objects.create(
-            workspace_id=workspace_id,
-            thread=thread,
-            schema_id=schema.id,
-            schema_version=schema.version,
-            extractor=extractor.name,
-            model=getattr(getattr(extractor, "config", None), "model", extractor.name),
-            status=ExtractionRun.Status.RUNNING,
-            started_at=timezone.now(),
-            messages_seen=len(inputs),
-        )
-        audit_event_record(
-            workspace_id=workspace_id,
-            type="extraction.run.started",
-            thread_id=thread_id,
-            job_id=job_id,
-            data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
-        )
+        run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
     try:
         output = extractor.extract(inputs, schema)
     except ExtractionError as exc:
@@ -85,26 +68,93 @@ def extraction_run_execute(
         _run_failed(run, f"{type(exc).__name__}: {exc}", job_id)
         raise
     with workspace_context(workspace_id):
-        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
-        run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
-        run.model = output.model
-        run.prompt_tokens, run.completion_tokens, run.cost_usd = (
-            output.prompt_tokens,
-            output.completion_tokens,
-            output.cost_usd,
-        )
-        run.save()
-        audit_event_record(
-            workspace_id=workspace_id,
-            type="extraction.run.finished",
-            thread_id=thread_id,
-            job_id=job_id,
-            data={"run_id": run.pk, **summary},
-        )
-        stages.emit(stages.THREAD_EXTRACTED, workspace_id=workspace_id, thread_id=thread_id)
-        if summary["accepted"] or summary["review"]:  # auto-accepted (or superseded) values, no person involved
-            stages.emit(stages.VALUES_CHANGED, workspace_id=workspace_id, thread_id=thread_id, decided=False)
+        _run_finish(run, output, inputs, policy, job_id)
     return run
+
+
+def extraction_runs_execute(*, workspace_id: int, threads: list[tuple[int, int | None]], extractor=None) -> int | None:
+    """``extraction_run_execute`` for many threads of one workspace, ``threads`` being
+    ``(thread_id, job_id)`` pairs: with an extractor that does not wait on the network (the
+    rules), everything in one transaction, the policy, threads and messages read once for
+    all, the audit events and the follow-up jobs written together at the end. Each thread's
+    run, values, review items, events and jobs are those its own ``extraction_run_execute``
+    would make. Any failure rolls the whole batch back and raises (the worker then runs the
+    threads one at a time, so a bad one fails alone). Returns the number of runs made, or
+    None, doing nothing, when the extractor waits on the network (the LLM): those threads go
+    one at a time through ``extraction_run_execute``."""
+    with workspace_context(workspace_id):
+        policy = policy_for(workspace_id=workspace_id)
+        extractor = extractor or extractor_for(policy=policy)
+    if isinstance(extractor, LLMExtractor):
+        return None  # it waits on the network: no transaction held across it, so one at a time
+    schema = schema_get(policy["schema"])
+    wanted = list(dict.fromkeys(t for t, _ in threads))  # a thread asked twice is extracted once
+    job_of = dict(threads)
+    with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
+        found = {t.pk: t for t in Thread.objects.filter(pk__in=wanted)}
+        inputs_of = threads_inputs(workspace_id=workspace_id, thread_ids=list(found))
+        current_of: dict[tuple[int, str], list[FieldValue]] = {}
+        for value in FieldValue.objects.filter(
+            thread_id__in=list(found), status__in=(*CURRENT, FieldValue.Status.VERIFIED)
+        ).order_by("-created_at"):
+            current_of.setdefault((value.thread_id, value.field_key), []).append(value)
+        done = 0
+        for thread_id in wanted:
+            thread = found.get(thread_id)
+            if thread is None:
+                logger.info("thread %s is gone; nothing to extract", thread_id)
+                continue
+            inputs, job_id = inputs_of.get(thread_id, []), job_of[thread_id]
+            run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
+            output = extractor.extract(inputs, schema)
+            _run_finish(run, output, inputs, policy, job_id, current=current_of)
+            done += 1
+    return done
+
+
+def _run_start(workspace_id, thread, schema, extractor, inputs, job_id) -> ExtractionRun:
+    run = ExtractionRun.objects.create(
+        workspace_id=workspace_id,
+        thread=thread,
+        schema_id=schema.id,
+        schema_version=schema.version,
+        extractor=extractor.name,
+        model=getattr(getattr(extractor, "config", None), "model", extractor.name),
+        status=ExtractionRun.Status.RUNNING,
+        started_at=timezone.now(),
+        messages_seen=len(inputs),
+    )
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="extraction.run.started",
+        thread_id=thread.pk,
+        job_id=job_id,
+        data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
+    )
+    return run
+
+
+def _run_finish(run, output, inputs, policy, job_id, current=None) -> None:
+    workspace_id, thread_id = run.workspace_id, run.thread_id
+    summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy, current=current)
+    run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
+    run.model = output.model
+    run.prompt_tokens, run.completion_tokens, run.cost_usd = (
+        output.prompt_tokens,
+        output.completion_tokens,
+        output.cost_usd,
+    )
+    run.save()
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="extraction.run.finished",
+        thread_id=thread_id,
+        job_id=job_id,
+        data={"run_id": run.pk, **summary},
+    )
+    stages.emit(stages.THREAD_EXTRACTED, workspace_id=workspace_id, thread_id=thread_id)
+    if summary["accepted"] or summary["review"]:  # auto-accepted (or superseded) values, no person involved
+        stages.emit(stages.VALUES_CHANGED, workspace_id=workspace_id, thread_id=thread_id, decided=False)
 
 
 def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
@@ -122,24 +172,31 @@ def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
 
 
 def field_values_record(
-    *, run: ExtractionRun, output: ExtractionOutput, inputs: list[MessageInput], policy: dict
+    *, run: ExtractionRun, output: ExtractionOutput, inputs: list[MessageInput], policy: dict, current=None
 ) -> dict:
-    """Store each proposal as a FieldValue and route it: accepted, or a review item saying why."""
+    """Store each proposal as a FieldValue and route it: accepted, or a review item saying why.
+    ``current``: the thread's current values read beforehand, by (thread id, field), newest
+    first (a batch reads them for all its threads at once); read here when None."""
     texts = {m.id: m.reply_text for m in inputs}
     summary = {"accepted": 0, "review": 0, "unchanged": 0, "conflict": 0}
+    seen = set()
     for proposal in output.proposals:
-        outcome = _route(run, proposal, texts, policy)
+        # A field proposed twice sees its first proposal's value: read it again then.
+        known = None if current is None or proposal.field in seen else current.get((run.thread_id, proposal.field), [])
+        seen.add(proposal.field)
+        outcome = _route(run, proposal, texts, policy, known)
         summary[outcome] += 1
     return summary
 
 
-def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict) -> str:
+def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict, current=None) -> str:
     evidence, grounded = evidence_ground(proposal.evidence, texts)
-    current = list(
-        FieldValue.objects.filter(
-            thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
-        ).order_by("-created_at")
-    )
+    if current is None:
+        current = list(
+            FieldValue.objects.filter(
+                thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
+            ).order_by("-created_at")
+        )
     verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
     if any(_same(v.field_value_json, proposal.value) for v in current):
         return "unchanged"  # a rerun that finds what is already known adds nothing
