@@ -24,7 +24,7 @@ from extraction.schemas import schema_get
 from extraction.selectors import thread_inputs, threads_inputs
 from pipeline import stages
 from review.models import ReviewReason
-from review.services import review_item_open, review_items_close
+from review.services import review_item_open, review_items_close, review_items_open_new
 from threads.models import Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
@@ -93,12 +93,10 @@ def extraction_runs_execute(*, workspace_id: int, threads: list[tuple[int, int |
     with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
         found = {t.pk: t for t in Thread.objects.filter(pk__in=wanted)}
         inputs_of = threads_inputs(workspace_id=workspace_id, thread_ids=list(found))
-        current_of: dict[tuple[int, str], list[FieldValue]] = {}
-        for value in FieldValue.objects.filter(
-            thread_id__in=list(found), status__in=(*CURRENT, FieldValue.Status.VERIFIED)
-        ).order_by("-created_at"):
-            current_of.setdefault((value.thread_id, value.field_key), []).append(value)
-        done = 0
+        known: dict[tuple[int, str], list[FieldValue]] = {}  # every value so far, newest first
+        for value in FieldValue.objects.filter(thread_id__in=list(found)).order_by("-created_at", "-pk"):
+            known.setdefault((value.thread_id, value.field_key), []).append(value)
+        work = []
         for thread_id in wanted:
             thread = found.get(thread_id)
             if thread is None:
@@ -106,9 +104,11 @@ def extraction_runs_execute(*, workspace_id: int, threads: list[tuple[int, int |
                 continue
             inputs, job_id = inputs_of.get(thread_id, []), job_of[thread_id]
             run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
-            output = extractor.extract(inputs, schema)
-            _run_finish(run, output, inputs, policy, job_id, current=current_of)
-            done += 1
+            work.append((run, extractor.extract(inputs, schema), inputs, job_id))
+        summaries = _runs_record(workspace_id, work, policy, known)
+        for run, output, inputs, job_id in work:
+            _run_finish(run, output, inputs, policy, job_id, summary=summaries[run.pk])
+        done = len(work)
     return done
 
 
@@ -134,9 +134,109 @@ def _run_start(workspace_id, thread, schema, extractor, inputs, job_id) -> Extra
     return run
 
 
-def _run_finish(run, output, inputs, policy, job_id, current=None) -> None:
+def _runs_record(workspace_id: int, work: list, policy: dict, known: dict) -> dict[int, dict]:
+    """``field_values_record`` for the runs of a batch, with what ``_route`` decides for each
+    proposal, written set-wise: the values in one INSERT, the superseded ones in one UPDATE,
+    the review items in one INSERT. ``known``: every value of the batch's threads read
+    beforehand, by (thread id, field), newest first. Returns each run's summary."""
+    now = timezone.now()
+    plans, summaries = [], {}
+    for run, output, inputs, _job_id in work:
+        fields = [p.field for p in output.proposals]
+        if len(fields) != len(set(fields)):  # a field proposed twice sees its first value: step by step
+            summaries[run.pk] = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
+            continue
+        texts = {m.id: m.reply_text for m in inputs}
+        summary = {"accepted": 0, "review": 0, "unchanged": 0, "conflict": 0}
+        for proposal in output.proposals:
+            evidence, grounded = evidence_ground(proposal.evidence, texts)
+            everything = known.get((run.thread_id, proposal.field), [])
+            current = [v for v in everything if v.status in (*CURRENT, FieldValue.Status.VERIFIED)]
+            verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
+            if any(_same(v.field_value_json, proposal.value) for v in current):
+                summary["unchanged"] += 1
+                continue
+            value = FieldValue(
+                workspace_id=run.workspace_id,
+                run=run,
+                thread_id=run.thread_id,
+                field_key=proposal.field,
+                field_value_json=proposal.value,
+                confidence=round(proposal.confidence, 4),
+                evidence_json=evidence,
+                grounded=grounded,
+                status=FieldValue.Status.PROPOSED,
+            )
+            replaced, reason = [], None
+            if verified is not None:
+                kind = "conflict"
+            else:
+                replaced = [v for v in current if v.status in CURRENT]
+                reason = _review_reason(value, policy)
+                kind = "review" if reason else "accepted"
+                if reason is None:
+                    value.status, value.decided_at = FieldValue.Status.ACCEPTED, now
+            summary[kind] += 1
+            plans.append((value, kind, reason, verified, replaced, everything))
+        summaries[run.pk] = summary
+    FieldValue.objects.bulk_create([plan[0] for plan in plans])
+    superseded = [v.pk for plan in plans for v in plan[4]]
+    if superseded:
+        FieldValue.objects.filter(pk__in=superseded).update(status=FieldValue.Status.SUPERSEDED)
+    reviews = []
+    for value, kind, reason, verified, replaced, everything in plans:
+        if replaced:
+            for v in replaced:
+                v.status = FieldValue.Status.SUPERSEDED
+            review_items_close(
+                workspace_id=workspace_id,
+                subjects=[value_subject(v.pk) for v in replaced],
+                why=f"superseded by value {value.pk}",
+                thread_id=value.thread_id,
+            )
+            audit_event_record(
+                workspace_id=workspace_id,
+                type="field_value.superseded",
+                thread_id=value.thread_id,
+                data={"field": value.field_key, "superseded_ids": [v.pk for v in replaced], "by_id": value.pk},
+            )
+        others = [
+            {"id": v.pk, "field_value_json": v.field_value_json, "confidence": v.confidence, "status": v.status}
+            for v in everything
+        ][:5]
+        if kind == "conflict":
+            extra = {"verified_value": verified.field_value_json, "verified_id": verified.pk}
+            reviews.append(_review_new(value, ReviewReason.CONFLICT, extra, others))
+        elif kind == "review":
+            reviews.append(_review_new(value, reason, {"threshold": _threshold(value.field_key, policy)}, others))
+        else:
+            audit_event_record(
+                workspace_id=workspace_id,
+                type="field_value.accepted",
+                thread_id=value.thread_id,
+                data={"field_value_id": value.pk, "field": value.field_key, "confidence": value.confidence},
+            )
+            if _sampled(value, policy["audit_sample_rate"]):
+                reviews.append(_review_new(value, ReviewReason.AUDIT_SAMPLE, {}, others))
+    review_items_open_new(workspace_id=workspace_id, items=reviews)
+    return summaries
+
+
+def _review_new(value: FieldValue, reason: str, extra: dict, others: list[dict]) -> dict:
+    """A review item about a value just stored, for ``review_items_open_new``."""
+    return {
+        "reason": reason,
+        "subject": value_subject(value.pk),
+        "thread_id": value.thread_id,
+        "field_value_id": value.pk,
+        "payload": {**_value_payload(value), "other_values": others, **extra},
+    }
+
+
+def _run_finish(run, output, inputs, policy, job_id, summary=None) -> None:
     workspace_id, thread_id = run.workspace_id, run.thread_id
-    summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy, current=current)
+    if summary is None:
+        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
     run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
     run.model = output.model
     run.prompt_tokens, run.completion_tokens, run.cost_usd = (
@@ -172,31 +272,24 @@ def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
 
 
 def field_values_record(
-    *, run: ExtractionRun, output: ExtractionOutput, inputs: list[MessageInput], policy: dict, current=None
+    *, run: ExtractionRun, output: ExtractionOutput, inputs: list[MessageInput], policy: dict
 ) -> dict:
-    """Store each proposal as a FieldValue and route it: accepted, or a review item saying why.
-    ``current``: the thread's current values read beforehand, by (thread id, field), newest
-    first (a batch reads them for all its threads at once); read here when None."""
+    """Store each proposal as a FieldValue and route it: accepted, or a review item saying why."""
     texts = {m.id: m.reply_text for m in inputs}
     summary = {"accepted": 0, "review": 0, "unchanged": 0, "conflict": 0}
-    seen = set()
     for proposal in output.proposals:
-        # A field proposed twice sees its first proposal's value: read it again then.
-        known = None if current is None or proposal.field in seen else current.get((run.thread_id, proposal.field), [])
-        seen.add(proposal.field)
-        outcome = _route(run, proposal, texts, policy, known)
+        outcome = _route(run, proposal, texts, policy)
         summary[outcome] += 1
     return summary
 
 
-def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict, current=None) -> str:
+def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict) -> str:
     evidence, grounded = evidence_ground(proposal.evidence, texts)
-    if current is None:
-        current = list(
-            FieldValue.objects.filter(
-                thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
-            ).order_by("-created_at")
-        )
+    current = list(
+        FieldValue.objects.filter(
+            thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
+        ).order_by("-created_at")
+    )
     verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
     if any(_same(v.field_value_json, proposal.value) for v in current):
         return "unchanged"  # a rerun that finds what is already known adds nothing
@@ -286,6 +379,10 @@ def value_review_payload(value: FieldValue, extra: dict) -> dict:
         .order_by("-created_at")
         .values("id", "field_value_json", "confidence", "status")[:5]
     )
+    return {**_value_payload(value), "other_values": others, **extra}
+
+
+def _value_payload(value: FieldValue) -> dict:
     return {
         "field": value.field_key,
         "field_type": field_type_of(value.field_key, schema_id=value.run.schema_id),
@@ -293,8 +390,6 @@ def value_review_payload(value: FieldValue, extra: dict) -> dict:
         "confidence": value.confidence,
         "evidence": value.evidence_json,
         "grounded": value.grounded,
-        "other_values": others,
-        **extra,
     }
 
 
