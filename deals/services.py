@@ -39,9 +39,9 @@ class LinkResult:
     candidates: list[dict] = field(default_factory=list)
 
 
-def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFacts] | None = None):
+def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFacts] | None = None, facts=None):
     """What linking would decide for the thread under ``policy`` (reads only)."""
-    facts = selectors.thread_facts(thread=thread)
+    facts = selectors.thread_facts(thread=thread) if facts is None else facts
     deals = selectors.deal_facts_all() if deals is None else deals
     candidates = linking.candidates_for(facts, deals)
     decision = linking.decide(candidates, threshold=policy["auto_link_threshold"], margin=policy["auto_link_margin"])
@@ -61,24 +61,54 @@ def threads_link_update(*, workspace_id: int, threads: list[tuple[int, int | Non
     with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
         policy = policy_for(workspace_id=workspace_id)
         deals = selectors.deal_facts_all()
-        return [
-            _thread_link_update(workspace_id, thread_id, job_id, policy=policy, deals=deals)
-            for thread_id, job_id in threads
-        ]
+        ids = list(dict.fromkeys(t for t, _ in threads))
+        # Read for all at once: the threads (locked in id order), who a person decided, the
+        # facts, the links and the open association candidates.
+        found = {t.pk: t for t in Thread.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        decided = selectors.reviewer_decided_threads(thread_ids=ids)
+        facts = selectors.threads_facts(threads=list(found.values()))
+        links = {link.thread_id: link for link in ThreadLink.objects.filter(thread_id__in=ids)}
+        candidates = set(
+            AssociationCandidate.objects.filter(thread_id__in=ids, status=AssociationCandidate.Status.OPEN).values_list(
+                "thread_id", flat=True
+            )
+        )
+        results = []
+        for thread_id, job_id in threads:
+            known = {
+                "thread": found.get(thread_id),
+                "decided": thread_id in decided,
+                "facts": facts.get(thread_id),
+                "existing": links.get(thread_id),
+                "candidates": thread_id in candidates,
+            }
+            results.append(
+                _thread_link_update(workspace_id, thread_id, job_id, policy=policy, deals=deals, known=known)
+            )
+            # A thread asked twice is read again the second time.
+            found.pop(thread_id, None)
+        return results
 
 
-def _thread_link_update(workspace_id: int, thread_id: int, job_id, *, policy=None, deals=None) -> LinkResult:
-    """thread_link_update inside its workspace context."""
-    thread = Thread.objects.select_for_update().filter(pk=thread_id).first()
+def _thread_link_update(
+    workspace_id: int, thread_id: int, job_id, *, policy=None, deals=None, known=None
+) -> LinkResult:
+    """thread_link_update inside its workspace context; ``known``: what a batch read for it."""
+    if known is not None and known["thread"] is None:
+        known = None  # gone, or asked twice in the batch: read as one thread alone would
+    thread = known["thread"] if known else Thread.objects.select_for_update().filter(pk=thread_id).first()
     if thread is None:
         return LinkResult("gone")
-    if selectors.reviewer_decided(thread_id=thread_id):
+    if known["decided"] if known else selectors.reviewer_decided(thread_id=thread_id):
         return LinkResult("reviewer")
     policy = policy_for(workspace_id=workspace_id) if policy is None else policy
     deals = selectors.deal_facts_all() if deals is None else deals
-    facts, decision = thread_link_plan(thread=thread, policy=policy, deals=deals)
+    facts, decision = thread_link_plan(
+        thread=thread, policy=policy, deals=deals, facts=known["facts"] if known else None
+    )
     by_id = {d.id: d for d in deals}
-    existing = ThreadLink.objects.filter(thread=thread).first()
+    existing = known["existing"] if known else ThreadLink.objects.filter(thread=thread).first()
+    open_candidates = known["candidates"] if known else None
     result = LinkResult(decision.outcome, candidates=[c.as_json() for c in decision.candidates])
     if existing:
         result.affected_deal_ids.add(existing.deal_id)
@@ -88,7 +118,8 @@ def _thread_link_update(workspace_id: int, thread_id: int, job_id, *, policy=Non
         runner_up = decision.candidates[1].score if len(decision.candidates) > 1 else None
         reason = linking.reason_text(best, facts, by_id[best.deal_id], runner_up)
         _link_set(ctx, existing, best, reason)
-        _candidate_dismiss(ctx, why="linked")
+        if open_candidates is not False:  # False: the batch found none open
+            _candidate_dismiss(ctx, why="linked")
         result.deal_id = best.deal_id
         result.affected_deal_ids.add(best.deal_id)
     else:
@@ -96,7 +127,7 @@ def _thread_link_update(workspace_id: int, thread_id: int, job_id, *, policy=Non
             _link_remove(ctx, existing, why=decision.outcome)
         if decision.outcome == "review":
             _candidate_open(ctx, decision, by_id)
-        else:
+        elif open_candidates is not False:
             _candidate_dismiss(ctx, why="no candidate")
     if result.affected_deal_ids and _link_changed(existing, decision.outcome, result.deal_id):
         stages.emit(
