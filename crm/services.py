@@ -29,7 +29,7 @@ from crm.adapters import CrmClientError, CrmTransientError, adapter_for
 from crm.adapters.base import SEND_MAX_REQUESTS, request_max_seconds
 from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
-from crm.selectors import PlannedWrite, thread_writes_build
+from crm.selectors import PlannedWrite, thread_writes_build, threads_writes_known
 from pipeline import stages
 from review.models import ReviewReason
 from review.services import review_item_open
@@ -323,8 +323,8 @@ def _crm_mode(policy: dict) -> tuple[str, bool]:
     return crm, crm == "dry_run" or policy["crm_mode"] == "dry_run"
 
 
-def _thread_plan(workspace_id: int, thread_id: int, crm: str, dry_run: bool) -> list[CrmWriteLog]:
-    writes, version = thread_writes_build(thread_id=thread_id, crm=crm)
+def _thread_plan(workspace_id: int, thread_id: int, crm: str, dry_run: bool, known=None) -> list[CrmWriteLog]:
+    writes, version = thread_writes_build(thread_id=thread_id, crm=crm, known=known)
     rows = [
         crm_write_plan(workspace_id=workspace_id, crm=crm, write=w, version=version, dry_run=dry_run) for w in writes
     ]
@@ -348,8 +348,11 @@ def crm_sync_threads_dry_run(*, workspace_id: int, thread_ids: list[int]) -> boo
         if not dry_run:
             return False
         with audit_events_deferred():
-            for thread_id in dict.fromkeys(thread_ids):
-                _thread_plan(workspace_id, thread_id, crm, dry_run)
+            ids = list(dict.fromkeys(thread_ids))
+            known = threads_writes_known(workspace_id=workspace_id, thread_ids=ids)
+            for thread_id in ids:
+                # A thread that is gone raises, as it does alone (and then fails alone).
+                _thread_plan(workspace_id, thread_id, crm, dry_run, known=known.get(thread_id))
     return True
 
 

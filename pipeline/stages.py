@@ -258,7 +258,7 @@ def emits_deferred():
 
 def _flush(collected: list[tuple[str, int, dict]]) -> None:
     policies: dict[int, dict] = {}
-    due: dict[tuple[str, int], list[tuple[dict, str]]] = {}  # (task, workspace) -> jobs, in order
+    due: dict[tuple[str, int], dict[str, dict]] = {}  # (task, workspace) -> {key: payload}, in order
     for event, workspace_id, fields in collected:
         for transition in TRANSITIONS:
             if transition.event != event:
@@ -272,9 +272,10 @@ def _flush(collected: list[tuple[str, int, dict]]) -> None:
                         policies[workspace_id] = policy_for(workspace_id=workspace_id)
                     delay = transition.delay(values, policies[workspace_id])
                 if not delay:
-                    due.setdefault((transition.task, workspace_id), []).append(
-                        (transition.payload(values), transition.key(values))
-                    )
+                    jobs = due.setdefault((transition.task, workspace_id), {})
+                    # The same key twice (linking after the extraction and after the values
+                    # changed): one job, as the second enqueue would only join the first.
+                    jobs.setdefault(transition.key(values), transition.payload(values))
                     continue
                 enqueue(
                     transition.task,
@@ -285,4 +286,6 @@ def _flush(collected: list[tuple[str, int, dict]]) -> None:
                     coalesce=True,
                 )
     for (task, workspace_id), jobs in due.items():
-        enqueue_many(task, workspace=workspace_id, jobs=jobs, coalesce=True)
+        enqueue_many(
+            task, workspace=workspace_id, jobs=[(payload, key) for key, payload in jobs.items()], coalesce=True
+        )
