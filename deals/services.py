@@ -63,8 +63,11 @@ def threads_link_update(*, workspace_id: int, threads: list[tuple[int, int | Non
         deals = selectors.deal_facts_all()
         ids = list(dict.fromkeys(t for t, _ in threads))
         # Read for all at once: the threads (locked in id order), who a person decided, the
-        # facts, the links and the open association candidates.
-        found = {t.pk: t for t in Thread.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        # facts, the links and the open association candidates. FOR NO KEY UPDATE: linking
+        # the same thread elsewhere still waits for this batch, but a transaction inserting a
+        # row that refers to one of these threads (a decision, new mail) does not, since the
+        # batch holds its locks longer than one thread would (and could deadlock with it).
+        found = {t.pk: t for t in Thread.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
         decided = selectors.reviewer_decided_threads(thread_ids=ids)
         facts = selectors.threads_facts(threads=list(found.values()))
         links = {link.thread_id: link for link in ThreadLink.objects.filter(thread_id__in=ids)}
