@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from crm.models import CrmWriteLog
 from deals.models import Deal, ThreadLink
 from extraction.models import FieldValue
-from extraction.selectors import thread_current_values
+from extraction.selectors import thread_current_values, threads_current_values
 from jobs.models import Job
 from jobs.selectors import jobs_pending_by_key
 from pipeline import stages
@@ -44,20 +44,41 @@ def thread_writable_values(*, thread_id: int) -> dict[str, FieldValue]:
     return {k: v for k, v in thread_current_values(thread_id=thread_id).items() if v.status in WRITABLE}
 
 
-def thread_writes_build(*, thread_id: int, crm: str):
+def threads_writes_known(*, workspace_id: int, thread_ids: list[int]) -> dict[int, dict]:
+    """What ``thread_writes_build`` reads, for many threads of a workspace in four queries:
+    by thread id (a thread that is gone is left out)."""
+    threads = {t.pk: t for t in Thread.objects.filter(pk__in=thread_ids)}
+    values = threads_current_values(thread_ids=list(threads))
+    links = {
+        link.thread_id: link for link in ThreadLink.objects.select_related("deal").filter(thread_id__in=list(threads))
+    }
+    internal = Workspace.objects.values_list("internal_domains", flat=True).get(pk=workspace_id)
+    return {
+        pk: {
+            "thread": thread,
+            "values": {k: v for k, v in values[pk].items() if v.status in WRITABLE},
+            "link": links.get(pk),
+            "internal": internal,
+        }
+        for pk, thread in threads.items()
+    }
+
+
+def thread_writes_build(*, thread_id: int, crm: str, known: dict | None = None):
     """The writes a thread's accepted values make, in order (contact, deal, note), and the
-    version of those values (sorted ids and statuses) that goes into every idempotency key."""
-    thread = Thread.objects.get(pk=thread_id)
-    values = thread_writable_values(thread_id=thread_id)
+    version of those values (sorted ids and statuses) that goes into every idempotency key.
+    ``known``: what ``threads_writes_known`` read for it (a batch), else read here."""
+    thread = known["thread"] if known else Thread.objects.get(pk=thread_id)
+    values = known["values"] if known else thread_writable_values(thread_id=thread_id)
     version = sorted([v.pk, v.status] for v in values.values())
     if not values:
         return [], version
-    link = ThreadLink.objects.select_related("deal").filter(thread_id=thread_id).first()
+    link = known["link"] if known else ThreadLink.objects.select_related("deal").filter(thread_id=thread_id).first()
     deal = link.deal if link and (crm == "dry_run" or link.deal.crm == crm) else None
     writes = []
     email = thread.primary_contact_email
     primary = (email or "").lower()
-    owners = contact_value_owners(thread=thread, values=values)
+    owners = contact_value_owners(thread=thread, values=values, internal=known["internal"] if known else None)
     # The thread's primary contact, then anyone else a name, title or company belongs to; each
     # gets only the values that are theirs.
     for person in ([primary] if primary else []) + sorted(set(owners.values()) - {primary}):
@@ -140,7 +161,7 @@ def _text(raw) -> str:
     return str(raw)
 
 
-def contact_value_owners(*, thread: Thread, values: dict) -> dict[str, str]:
+def contact_value_owners(*, thread: Thread, values: dict, internal=None) -> dict[str, str]:
     """Whose name, title and company each contact value is: the sender of the message its
     evidence quotes (each value's ``evidence_json`` names its message; the rules extractor
     reads them from what a person wrote about themselves, "I'm Dana Kim, VP of Operations
@@ -154,7 +175,8 @@ def contact_value_owners(*, thread: Thread, values: dict) -> dict[str, str]:
         if message_ids
         else []
     )
-    internal = Workspace.objects.values_list("internal_domains", flat=True).get(pk=thread.workspace_id)
+    if internal is None:
+        internal = Workspace.objects.values_list("internal_domains", flat=True).get(pk=thread.workspace_id)
     owners = {}
     for key, value in wanted.items():
         people = {(senders.get(_message_id(e)) or "").strip().lower() for e in value.evidence_json or []}

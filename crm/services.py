@@ -29,13 +29,13 @@ from crm.adapters import CrmClientError, CrmTransientError, adapter_for
 from crm.adapters.base import SEND_MAX_REQUESTS, request_max_seconds
 from crm.credentials import CredentialsUnreadable
 from crm.models import CrmConnection, CrmWriteLog
-from crm.selectors import PlannedWrite, thread_writes_build
+from crm.selectors import PlannedWrite, thread_writes_build, threads_writes_known
 from pipeline import stages
 from review.models import ReviewReason
 from review.services import review_item_open
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
-from workspaces.services import audit_event_record
+from workspaces.services import audit_event_record, audit_events_deferred
 
 log = logging.getLogger("crm")
 Status = CrmWriteLog.Status
@@ -318,6 +318,44 @@ def crm_connection_set(
     return connection
 
 
+def _crm_mode(policy: dict) -> tuple[str, bool]:
+    crm = policy["crm"] if policy["crm"] != "none" else "dry_run"
+    return crm, crm == "dry_run" or policy["crm_mode"] == "dry_run"
+
+
+def _thread_plan(workspace_id: int, thread_id: int, crm: str, dry_run: bool, known=None) -> list[CrmWriteLog]:
+    writes, version = thread_writes_build(thread_id=thread_id, crm=crm, known=known)
+    rows = [
+        crm_write_plan(workspace_id=workspace_id, crm=crm, write=w, version=version, dry_run=dry_run) for w in writes
+    ]
+    if rows:
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="crm.thread_planned",
+            thread_id=thread_id,
+            data={"writes": [r.pk for r in rows], "dry_run": dry_run},
+        )
+    return rows
+
+
+def crm_sync_threads_dry_run(*, workspace_id: int, thread_ids: list[int]) -> bool:
+    """``crm_sync_thread`` for many threads of a workspace whose CRM mode is dry run: every
+    plan in one transaction, the audit events written together. False, doing nothing, when
+    the workspace sends for real (each thread then goes alone: no transaction is held
+    across a CRM call). Any failure rolls it all back and raises."""
+    with workspace_context(workspace_id):
+        crm, dry_run = _crm_mode(policy_for(workspace_id=workspace_id))
+        if not dry_run:
+            return False
+        with audit_events_deferred():
+            ids = list(dict.fromkeys(thread_ids))
+            known = threads_writes_known(workspace_id=workspace_id, thread_ids=ids)
+            for thread_id in ids:
+                # A thread that is gone raises, as it does alone (and then fails alone).
+                _thread_plan(workspace_id, thread_id, crm, dry_run, known=known.get(thread_id))
+    return True
+
+
 def crm_adapter_get(*, workspace_id: int, crm: str):
     """The adapter for a workspace's CRM (dry run for "none"), reading its credentials."""
     if crm in ("none", "dry_run"):
@@ -331,20 +369,8 @@ def crm_sync_thread(*, workspace_id: int, thread_id: int, final: bool = True, ad
     """Plan (and in sync mode send) what a thread's accepted values write to the CRM."""
     with workspace_context(workspace_id):
         policy = policy_for(workspace_id=workspace_id)
-        crm = policy["crm"] if policy["crm"] != "none" else "dry_run"
-        dry_run = crm == "dry_run" or policy["crm_mode"] == "dry_run"
-        writes, version = thread_writes_build(thread_id=thread_id, crm=crm)
-        rows = [
-            crm_write_plan(workspace_id=workspace_id, crm=crm, write=w, version=version, dry_run=dry_run)
-            for w in writes
-        ]
-        if rows:
-            audit_event_record(
-                workspace_id=workspace_id,
-                type="crm.thread_planned",
-                thread_id=thread_id,
-                data={"writes": [r.pk for r in rows], "dry_run": dry_run},
-            )
+        crm, dry_run = _crm_mode(policy)
+        rows = _thread_plan(workspace_id, thread_id, crm, dry_run)
     if dry_run or not rows:
         return rows
     try:

@@ -5,11 +5,21 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.registry import task
+from jobs.registry import BatchDeclined, task
 from pipeline import stages
 
 
-@task(stages.CRM_SYNC_THREAD, max_attempts=5, timeout=300, atomic=False)
+def crm_sync_threads_task(jobs: list) -> None:  # jobs: list of jobs.worker.ClaimedJob, one workspace
+    """A batch of ``crm_sync_thread`` jobs: in dry-run mode all planned in one transaction;
+    a workspace that sends declines the batch, and its jobs run one at a time."""
+    from crm.services import crm_sync_threads_dry_run
+
+    thread_ids = [int(j.payload["thread_id"]) for j in jobs]
+    if not crm_sync_threads_dry_run(workspace_id=jobs[0].workspace_id, thread_ids=thread_ids):
+        raise BatchDeclined("the workspace's CRM mode sends")
+
+
+@task(stages.CRM_SYNC_THREAD, max_attempts=5, timeout=300, atomic=False, batch=50, many=crm_sync_threads_task)
 def crm_sync_thread_task(payload: dict, *, job) -> None:
     """Write a thread's accepted and approved values (pipeline.stages says when: after the undo window)."""
     from crm.services import crm_sync_thread

@@ -25,6 +25,47 @@ def thread_facts(*, thread: Thread) -> ThreadFacts:
     )
 
 
+def threads_facts(*, threads: list[Thread]) -> dict[int, ThreadFacts]:
+    """``thread_facts`` of many threads of one workspace, in two queries: by thread id."""
+    if not threads:
+        return {}
+    people = {t.pk: {p.lower() for p in t.participants} for t in threads}
+    rows = Message.objects.filter(thread_id__in=list(people)).values_list(
+        "thread_id", "from_email", "to_json", "cc_json"
+    )
+    for thread_id, sender, to, cc in rows:
+        people[thread_id].add(sender.lower())
+        people[thread_id].update(_addresses(to) + _addresses(cc))
+    internal = frozenset(
+        d.lower() for d in Workspace.objects.values_list("internal_domains", flat=True).get(pk=threads[0].workspace_id)
+    )
+    return {
+        t.pk: ThreadFacts(
+            subject=t.base_subject or t.subject,
+            participants=frozenset(people[t.pk] - {""}),
+            internal_domains=internal,
+            last_message_at=t.last_message_at,
+        )
+        for t in threads
+    }
+
+
+def reviewer_decided_threads(*, thread_ids: list[int]) -> set[int]:
+    """Of these threads, those whose deal a person chose (``reviewer_decided``), in two queries."""
+    decided = set(
+        ThreadLink.objects.filter(thread_id__in=thread_ids, linked_by=ThreadLink.LinkedBy.REVIEWER).values_list(
+            "thread_id", flat=True
+        )
+    )
+    return decided | set(
+        AssociationCandidate.objects.filter(
+            thread_id__in=thread_ids,
+            status=AssociationCandidate.Status.RESOLVED,
+            decision__in=["deal", "none", "new_deal"],
+        ).values_list("thread_id", flat=True)
+    )
+
+
 def _addresses(entries) -> list[str]:
     out = []
     for entry in entries or []:

@@ -23,7 +23,7 @@ from review.services import review_item_exists, review_item_open, review_items_c
 from threads.models import Message, Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
-from workspaces.services import audit_event_record
+from workspaces.services import audit_event_record, audit_events_deferred
 
 FACT_STATUSES = (FieldValue.Status.ACCEPTED, FieldValue.Status.VERIFIED)
 
@@ -39,9 +39,9 @@ class LinkResult:
     candidates: list[dict] = field(default_factory=list)
 
 
-def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFacts] | None = None):
+def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFacts] | None = None, facts=None):
     """What linking would decide for the thread under ``policy`` (reads only)."""
-    facts = selectors.thread_facts(thread=thread)
+    facts = selectors.thread_facts(thread=thread) if facts is None else facts
     deals = selectors.deal_facts_all() if deals is None else deals
     candidates = linking.candidates_for(facts, deals)
     decision = linking.decide(candidates, threshold=policy["auto_link_threshold"], margin=policy["auto_link_margin"])
@@ -51,43 +51,95 @@ def thread_link_plan(*, thread: Thread, policy: dict, deals: list[linking.DealFa
 def thread_link_update(*, workspace_id: int, thread_id: int, job_id: int | None = None) -> LinkResult:
     """Score the deals for one thread and link it, send it to review, or leave it unlinked."""
     with workspace_context(workspace_id):
-        thread = Thread.objects.select_for_update().filter(pk=thread_id).first()
-        if thread is None:
-            return LinkResult("gone")
-        if selectors.reviewer_decided(thread_id=thread_id):
-            return LinkResult("reviewer")
+        return _thread_link_update(workspace_id, thread_id, job_id)
+
+
+def threads_link_update(*, workspace_id: int, threads: list[tuple[int, int | None]]) -> list[LinkResult]:
+    """``thread_link_update`` for many threads of one workspace, ``(thread_id, job_id)`` pairs,
+    in one transaction: the policy and the deals read once, the audit events and follow-up
+    jobs written together at the end. Any failure rolls it all back and raises."""
+    with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
         policy = policy_for(workspace_id=workspace_id)
         deals = selectors.deal_facts_all()
-        facts, decision = thread_link_plan(thread=thread, policy=policy, deals=deals)
-        by_id = {d.id: d for d in deals}
-        existing = ThreadLink.objects.filter(thread=thread).first()
-        result = LinkResult(decision.outcome, candidates=[c.as_json() for c in decision.candidates])
-        if existing:
-            result.affected_deal_ids.add(existing.deal_id)
-        ctx = _Ctx(workspace_id, thread, job_id)
-        if decision.outcome == "link":
-            best = decision.best
-            runner_up = decision.candidates[1].score if len(decision.candidates) > 1 else None
-            reason = linking.reason_text(best, facts, by_id[best.deal_id], runner_up)
-            _link_set(ctx, existing, best, reason)
-            _candidate_dismiss(ctx, why="linked")
-            result.deal_id = best.deal_id
-            result.affected_deal_ids.add(best.deal_id)
-        else:
-            if existing:
-                _link_remove(ctx, existing, why=decision.outcome)
-            if decision.outcome == "review":
-                _candidate_open(ctx, decision, by_id)
-            else:
-                _candidate_dismiss(ctx, why="no candidate")
-        if result.affected_deal_ids and _link_changed(existing, decision.outcome, result.deal_id):
-            stages.emit(
-                stages.LINK_CHANGED,
-                workspace_id=workspace_id,
-                thread_id=thread_id,
-                deal_ids=sorted(result.affected_deal_ids),
-                decided=False,
+        ids = list(dict.fromkeys(t for t, _ in threads))
+        # Read for all at once: the threads (locked in id order), who a person decided, the
+        # facts, the links and the open association candidates. FOR NO KEY UPDATE: linking
+        # the same thread elsewhere still waits for this batch, but a transaction inserting a
+        # row that refers to one of these threads (a decision, new mail) does not, since the
+        # batch holds its locks longer than one thread would (and could deadlock with it).
+        found = {t.pk: t for t in Thread.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
+        decided = selectors.reviewer_decided_threads(thread_ids=ids)
+        facts = selectors.threads_facts(threads=list(found.values()))
+        links = {link.thread_id: link for link in ThreadLink.objects.filter(thread_id__in=ids)}
+        candidates = set(
+            AssociationCandidate.objects.filter(thread_id__in=ids, status=AssociationCandidate.Status.OPEN).values_list(
+                "thread_id", flat=True
             )
+        )
+        results = []
+        for thread_id, job_id in threads:
+            known = {
+                "thread": found.get(thread_id),
+                "decided": thread_id in decided,
+                "facts": facts.get(thread_id),
+                "existing": links.get(thread_id),
+                "candidates": thread_id in candidates,
+            }
+            results.append(
+                _thread_link_update(workspace_id, thread_id, job_id, policy=policy, deals=deals, known=known)
+            )
+            # A thread asked twice is read again the second time.
+            found.pop(thread_id, None)
+        return results
+
+
+def _thread_link_update(
+    workspace_id: int, thread_id: int, job_id, *, policy=None, deals=None, known=None
+) -> LinkResult:
+    """thread_link_update inside its workspace context; ``known``: what a batch read for it."""
+    if known is not None and known["thread"] is None:
+        known = None  # gone, or asked twice in the batch: read as one thread alone would
+    thread = known["thread"] if known else Thread.objects.select_for_update().filter(pk=thread_id).first()
+    if thread is None:
+        return LinkResult("gone")
+    if known["decided"] if known else selectors.reviewer_decided(thread_id=thread_id):
+        return LinkResult("reviewer")
+    policy = policy_for(workspace_id=workspace_id) if policy is None else policy
+    deals = selectors.deal_facts_all() if deals is None else deals
+    facts, decision = thread_link_plan(
+        thread=thread, policy=policy, deals=deals, facts=known["facts"] if known else None
+    )
+    by_id = {d.id: d for d in deals}
+    existing = known["existing"] if known else ThreadLink.objects.filter(thread=thread).first()
+    open_candidates = known["candidates"] if known else None
+    result = LinkResult(decision.outcome, candidates=[c.as_json() for c in decision.candidates])
+    if existing:
+        result.affected_deal_ids.add(existing.deal_id)
+    ctx = _Ctx(workspace_id, thread, job_id)
+    if decision.outcome == "link":
+        best = decision.best
+        runner_up = decision.candidates[1].score if len(decision.candidates) > 1 else None
+        reason = linking.reason_text(best, facts, by_id[best.deal_id], runner_up)
+        _link_set(ctx, existing, best, reason)
+        if open_candidates is not False:  # False: the batch found none open
+            _candidate_dismiss(ctx, why="linked")
+        result.deal_id = best.deal_id
+        result.affected_deal_ids.add(best.deal_id)
+    else:
+        if existing:
+            _link_remove(ctx, existing, why=decision.outcome)
+        if decision.outcome == "review":
+            _candidate_open(ctx, decision, by_id)
+        elif open_candidates is not False:
+            _candidate_dismiss(ctx, why="no candidate")
+    if result.affected_deal_ids and _link_changed(existing, decision.outcome, result.deal_id):
+        stages.emit(
+            stages.LINK_CHANGED,
+            workspace_id=workspace_id,
+            thread_id=thread_id,
+            deal_ids=sorted(result.affected_deal_ids),
+            decided=False,
+        )
     return result
 
 
@@ -271,22 +323,41 @@ def deal_facts_update(*, workspace_id: int, deal_id: int, job_id: int | None = N
     Per key the value with the newest evidence wins; the fact it replaces is kept as
     superseded. Differing values from two threads open one ``fact_conflict`` review item.
     """
-    summary = {"recorded": 0, "superseded": 0, "conflicts": 0}
     with workspace_context(workspace_id):
-        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()  # one update per deal at a time
-        if deal is None:
-            return summary
-        per_key = _values_by_key(deal)
-        current = selectors.deal_current_facts(deal_id=deal.pk)
-        for key in FACT_KEYS:
-            chosen = _newest(per_key.get(key, []))
-            summary_key = _fact_apply(deal, key, chosen, current.get(key), job_id)
-            for name in summary_key:
-                summary[name] += 1
-            if _conflict_check(deal, key, per_key.get(key, []), job_id):
-                summary["conflicts"] += 1
-        if summary["recorded"] or summary["superseded"]:
-            stages.emit(stages.FACTS_CHANGED, workspace_id=workspace_id, deal_id=deal.pk)
+        return _deal_facts_update(workspace_id, deal_id, job_id)
+
+
+def deals_facts_update(*, workspace_id: int, deals: list[tuple[int, int | None]]) -> None:
+    """``deal_facts_update`` for many deals of one workspace, ``(deal_id, job_id)`` pairs (a
+    deal named twice is updated once), in one transaction, the audit events and follow-up
+    jobs written together at the end. Any failure rolls it all back and raises."""
+    with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
+        for deal_id, job_id in dict(deals).items():
+            _deal_facts_update(workspace_id, deal_id, job_id)
+
+
+def threads_deal_ids(*, workspace_id: int, thread_ids: list[int]) -> dict[int, int]:
+    """The deal each of these threads is linked to, by thread id (unlinked ones left out)."""
+    with workspace_context(workspace_id):
+        return dict(ThreadLink.objects.filter(thread_id__in=thread_ids).values_list("thread_id", "deal_id"))
+
+
+def _deal_facts_update(workspace_id: int, deal_id: int, job_id) -> dict:
+    summary = {"recorded": 0, "superseded": 0, "conflicts": 0}
+    deal = Deal.objects.select_for_update().filter(pk=deal_id).first()  # one update per deal at a time
+    if deal is None:
+        return summary
+    per_key = _values_by_key(deal)
+    current = selectors.deal_current_facts(deal_id=deal.pk)
+    for key in FACT_KEYS:
+        chosen = _newest(per_key.get(key, []))
+        summary_key = _fact_apply(deal, key, chosen, current.get(key), job_id)
+        for name in summary_key:
+            summary[name] += 1
+        if _conflict_check(deal, key, per_key.get(key, []), job_id):
+            summary["conflicts"] += 1
+    if summary["recorded"] or summary["superseded"]:
+        stages.emit(stages.FACTS_CHANGED, workspace_id=workspace_id, deal_id=deal.pk)
     return summary
 
 
@@ -430,34 +501,45 @@ def _audit(deal: Deal, type: str, data: dict, job_id, thread_id: int | None = No
 def deal_readiness_compute(*, workspace_id: int, deal_id: int, job_id: int | None = None) -> list[DealReadiness]:
     """Recompute the deal's readiness for every framework the workspace's policy names."""
     with workspace_context(workspace_id):
-        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
-        if deal is None:
-            return []
-        facts = {
-            key: FactView(f.value_json, f.confidence, f.confirmed, f.pk)
-            for key, f in selectors.deal_current_facts(deal_id=deal.pk).items()
-        }
-        rows = []
-        for framework_id in policy_for(workspace_id=workspace_id)["readiness_frameworks"]:
-            result = readiness_evaluate(FRAMEWORKS[framework_id], facts)
-            row, created = DealReadiness.objects.get_or_create(
-                workspace_id=workspace_id, deal=deal, framework=framework_id
+        return _deal_readiness_compute(workspace_id, deal_id, job_id)
+
+
+def deals_readiness_compute(*, workspace_id: int, deals: list[tuple[int, int | None]]) -> None:
+    """``deal_readiness_compute`` for many deals of one workspace, ``(deal_id, job_id)`` pairs,
+    in one transaction, the policy read once and the audit events written together."""
+    with workspace_context(workspace_id), audit_events_deferred():
+        policy = policy_for(workspace_id=workspace_id)
+        for deal_id, job_id in dict(deals).items():
+            _deal_readiness_compute(workspace_id, deal_id, job_id, policy=policy)
+
+
+def _deal_readiness_compute(workspace_id: int, deal_id: int, job_id, *, policy=None) -> list[DealReadiness]:
+    deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
+    if deal is None:
+        return []
+    facts = {
+        key: FactView(f.value_json, f.confidence, f.confirmed, f.pk)
+        for key, f in selectors.deal_current_facts(deal_id=deal.pk).items()
+    }
+    rows = []
+    for framework_id in (policy or policy_for(workspace_id=workspace_id))["readiness_frameworks"]:
+        result = readiness_evaluate(FRAMEWORKS[framework_id], facts)
+        row, created = DealReadiness.objects.get_or_create(workspace_id=workspace_id, deal=deal, framework=framework_id)
+        changed = created or (row.readiness_score, row.key_states_json) != (result.score, result.states)
+        row.readiness_score, row.key_states_json, row.missing_keys = (
+            result.score,
+            result.states,
+            result.missing_keys,
+        )
+        row.save()
+        if changed:
+            _audit(
+                deal,
+                "deal_readiness.computed",
+                {"framework": framework_id, "score": result.score, "missing_keys": result.missing_keys},
+                job_id,
             )
-            changed = created or (row.readiness_score, row.key_states_json) != (result.score, result.states)
-            row.readiness_score, row.key_states_json, row.missing_keys = (
-                result.score,
-                result.states,
-                result.missing_keys,
-            )
-            row.save()
-            if changed:
-                _audit(
-                    deal,
-                    "deal_readiness.computed",
-                    {"framework": framework_id, "score": result.score, "missing_keys": result.missing_keys},
-                    job_id,
-                )
-            rows.append(row)
+        rows.append(row)
     return rows
 
 

@@ -21,14 +21,14 @@ from extraction.extractors.rules import RulesExtractor
 from extraction.grounding import evidence_ground
 from extraction.models import ExtractionRun, FieldValue
 from extraction.schemas import schema_get
-from extraction.selectors import thread_inputs
+from extraction.selectors import thread_inputs, threads_inputs
 from pipeline import stages
 from review.models import ReviewReason
-from review.services import review_item_open, review_items_close
+from review.services import review_item_open, review_items_close, review_items_open_new
 from threads.models import Thread
 from workspaces.rls import workspace_context
 from workspaces.selectors import policy_for
-from workspaces.services import audit_event_record
+from workspaces.services import audit_event_record, audit_events_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +58,7 @@ def extraction_run_execute(
         schema = schema_get(policy["schema"])
         extractor = extractor or extractor_for(policy=policy)
         inputs = thread_inputs(thread=thread)
-        run = ExtractionRun.objects.create(
-            workspace_id=workspace_id,
-            thread=thread,
-            schema_id=schema.id,
-            schema_version=schema.version,
-            extractor=extractor.name,
-            model=getattr(getattr(extractor, "config", None), "model", extractor.name),
-            status=ExtractionRun.Status.RUNNING,
-            started_at=timezone.now(),
-            messages_seen=len(inputs),
-        )
-        audit_event_record(
-            workspace_id=workspace_id,
-            type="extraction.run.started",
-            thread_id=thread_id,
-            job_id=job_id,
-            data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
-        )
+        run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
     try:
         output = extractor.extract(inputs, schema)
     except ExtractionError as exc:
@@ -85,26 +68,193 @@ def extraction_run_execute(
         _run_failed(run, f"{type(exc).__name__}: {exc}", job_id)
         raise
     with workspace_context(workspace_id):
-        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
-        run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
-        run.model = output.model
-        run.prompt_tokens, run.completion_tokens, run.cost_usd = (
-            output.prompt_tokens,
-            output.completion_tokens,
-            output.cost_usd,
-        )
-        run.save()
-        audit_event_record(
-            workspace_id=workspace_id,
-            type="extraction.run.finished",
-            thread_id=thread_id,
-            job_id=job_id,
-            data={"run_id": run.pk, **summary},
-        )
-        stages.emit(stages.THREAD_EXTRACTED, workspace_id=workspace_id, thread_id=thread_id)
-        if summary["accepted"] or summary["review"]:  # auto-accepted (or superseded) values, no person involved
-            stages.emit(stages.VALUES_CHANGED, workspace_id=workspace_id, thread_id=thread_id, decided=False)
+        _run_finish(run, output, inputs, policy, job_id)
     return run
+
+
+def extraction_runs_execute(*, workspace_id: int, threads: list[tuple[int, int | None]], extractor=None) -> int | None:
+    """``extraction_run_execute`` for many threads of one workspace, ``threads`` being
+    ``(thread_id, job_id)`` pairs: with an extractor that does not wait on the network (the
+    rules), everything in one transaction, the policy, threads and messages read once for
+    all, the audit events and the follow-up jobs written together at the end. Each thread's
+    run, values, review items, events and jobs are those its own ``extraction_run_execute``
+    would make. Any failure rolls the whole batch back and raises (the worker then runs the
+    threads one at a time, so a bad one fails alone). Returns the number of runs made, or
+    None, doing nothing, when the extractor waits on the network (the LLM): those threads go
+    one at a time through ``extraction_run_execute``."""
+    with workspace_context(workspace_id):
+        policy = policy_for(workspace_id=workspace_id)
+        extractor = extractor or extractor_for(policy=policy)
+    if isinstance(extractor, LLMExtractor):
+        return None  # it waits on the network: no transaction held across it, so one at a time
+    schema = schema_get(policy["schema"])
+    wanted = list(dict.fromkeys(t for t, _ in threads))  # a thread asked twice is extracted once
+    job_of = dict(threads)
+    with workspace_context(workspace_id), audit_events_deferred(), stages.emits_deferred():
+        found = {t.pk: t for t in Thread.objects.filter(pk__in=wanted)}
+        inputs_of = threads_inputs(workspace_id=workspace_id, thread_ids=list(found))
+        known: dict[tuple[int, str], list[FieldValue]] = {}  # every value so far, newest first
+        for value in FieldValue.objects.filter(thread_id__in=list(found)).order_by("-created_at", "-pk"):
+            known.setdefault((value.thread_id, value.field_key), []).append(value)
+        work = []
+        for thread_id in wanted:
+            thread = found.get(thread_id)
+            if thread is None:
+                logger.info("thread %s is gone; nothing to extract", thread_id)
+                continue
+            inputs, job_id = inputs_of.get(thread_id, []), job_of[thread_id]
+            run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
+            work.append((run, extractor.extract(inputs, schema), inputs, job_id))
+        summaries = _runs_record(workspace_id, work, policy, known)
+        for run, output, inputs, job_id in work:
+            _run_finish(run, output, inputs, policy, job_id, summary=summaries[run.pk])
+        done = len(work)
+    return done
+
+
+def _run_start(workspace_id, thread, schema, extractor, inputs, job_id) -> ExtractionRun:
+    run = ExtractionRun.objects.create(
+        workspace_id=workspace_id,
+        thread=thread,
+        schema_id=schema.id,
+        schema_version=schema.version,
+        extractor=extractor.name,
+        model=getattr(getattr(extractor, "config", None), "model", extractor.name),
+        status=ExtractionRun.Status.RUNNING,
+        started_at=timezone.now(),
+        messages_seen=len(inputs),
+    )
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="extraction.run.started",
+        thread_id=thread.pk,
+        job_id=job_id,
+        data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
+    )
+    return run
+
+
+def _runs_record(workspace_id: int, work: list, policy: dict, known: dict) -> dict[int, dict]:
+    """``field_values_record`` for the runs of a batch, with what ``_route`` decides for each
+    proposal, written set-wise: the values in one INSERT, the superseded ones in one UPDATE,
+    the review items in one INSERT. ``known``: every value of the batch's threads read
+    beforehand, by (thread id, field), newest first. Returns each run's summary."""
+    now = timezone.now()
+    plans, summaries = [], {}
+    for run, output, inputs, _job_id in work:
+        fields = [p.field for p in output.proposals]
+        if len(fields) != len(set(fields)):  # a field proposed twice sees its first value: step by step
+            summaries[run.pk] = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
+            continue
+        texts = {m.id: m.reply_text for m in inputs}
+        summary = {"accepted": 0, "review": 0, "unchanged": 0, "conflict": 0}
+        for proposal in output.proposals:
+            evidence, grounded = evidence_ground(proposal.evidence, texts)
+            everything = known.get((run.thread_id, proposal.field), [])
+            current = [v for v in everything if v.status in (*CURRENT, FieldValue.Status.VERIFIED)]
+            verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
+            if any(_same(v.field_value_json, proposal.value) for v in current):
+                summary["unchanged"] += 1
+                continue
+            value = FieldValue(
+                workspace_id=run.workspace_id,
+                run=run,
+                thread_id=run.thread_id,
+                field_key=proposal.field,
+                field_value_json=proposal.value,
+                confidence=round(proposal.confidence, 4),
+                evidence_json=evidence,
+                grounded=grounded,
+                status=FieldValue.Status.PROPOSED,
+            )
+            replaced, reason = [], None
+            if verified is not None:
+                kind = "conflict"
+            else:
+                replaced = [v for v in current if v.status in CURRENT]
+                reason = _review_reason(value, policy)
+                kind = "review" if reason else "accepted"
+                if reason is None:
+                    value.status, value.decided_at = FieldValue.Status.ACCEPTED, now
+            summary[kind] += 1
+            plans.append((value, kind, reason, verified, replaced, everything))
+        summaries[run.pk] = summary
+    FieldValue.objects.bulk_create([plan[0] for plan in plans])
+    superseded = [v.pk for plan in plans for v in plan[4]]
+    if superseded:
+        FieldValue.objects.filter(pk__in=superseded).update(status=FieldValue.Status.SUPERSEDED)
+    reviews = []
+    for value, kind, reason, verified, replaced, everything in plans:
+        if replaced:
+            for v in replaced:
+                v.status = FieldValue.Status.SUPERSEDED
+            review_items_close(
+                workspace_id=workspace_id,
+                subjects=[value_subject(v.pk) for v in replaced],
+                why=f"superseded by value {value.pk}",
+                thread_id=value.thread_id,
+            )
+            audit_event_record(
+                workspace_id=workspace_id,
+                type="field_value.superseded",
+                thread_id=value.thread_id,
+                data={"field": value.field_key, "superseded_ids": [v.pk for v in replaced], "by_id": value.pk},
+            )
+        others = [
+            {"id": v.pk, "field_value_json": v.field_value_json, "confidence": v.confidence, "status": v.status}
+            for v in everything
+        ][:5]
+        if kind == "conflict":
+            extra = {"verified_value": verified.field_value_json, "verified_id": verified.pk}
+            reviews.append(_review_new(value, ReviewReason.CONFLICT, extra, others))
+        elif kind == "review":
+            reviews.append(_review_new(value, reason, {"threshold": _threshold(value.field_key, policy)}, others))
+        else:
+            audit_event_record(
+                workspace_id=workspace_id,
+                type="field_value.accepted",
+                thread_id=value.thread_id,
+                data={"field_value_id": value.pk, "field": value.field_key, "confidence": value.confidence},
+            )
+            if _sampled(value, policy["audit_sample_rate"]):
+                reviews.append(_review_new(value, ReviewReason.AUDIT_SAMPLE, {}, others))
+    review_items_open_new(workspace_id=workspace_id, items=reviews)
+    return summaries
+
+
+def _review_new(value: FieldValue, reason: str, extra: dict, others: list[dict]) -> dict:
+    """A review item about a value just stored, for ``review_items_open_new``."""
+    return {
+        "reason": reason,
+        "subject": value_subject(value.pk),
+        "thread_id": value.thread_id,
+        "field_value_id": value.pk,
+        "payload": {**_value_payload(value), "other_values": others, **extra},
+    }
+
+
+def _run_finish(run, output, inputs, policy, job_id, summary=None) -> None:
+    workspace_id, thread_id = run.workspace_id, run.thread_id
+    if summary is None:
+        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
+    run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
+    run.model = output.model
+    run.prompt_tokens, run.completion_tokens, run.cost_usd = (
+        output.prompt_tokens,
+        output.completion_tokens,
+        output.cost_usd,
+    )
+    run.save()
+    audit_event_record(
+        workspace_id=workspace_id,
+        type="extraction.run.finished",
+        thread_id=thread_id,
+        job_id=job_id,
+        data={"run_id": run.pk, **summary},
+    )
+    stages.emit(stages.THREAD_EXTRACTED, workspace_id=workspace_id, thread_id=thread_id)
+    if summary["accepted"] or summary["review"]:  # auto-accepted (or superseded) values, no person involved
+        stages.emit(stages.VALUES_CHANGED, workspace_id=workspace_id, thread_id=thread_id, decided=False)
 
 
 def _run_failed(run: ExtractionRun, error: str, job_id: int | None) -> None:
@@ -229,6 +379,10 @@ def value_review_payload(value: FieldValue, extra: dict) -> dict:
         .order_by("-created_at")
         .values("id", "field_value_json", "confidence", "status")[:5]
     )
+    return {**_value_payload(value), "other_values": others, **extra}
+
+
+def _value_payload(value: FieldValue) -> dict:
     return {
         "field": value.field_key,
         "field_type": field_type_of(value.field_key, schema_id=value.run.schema_id),
@@ -236,8 +390,6 @@ def value_review_payload(value: FieldValue, extra: dict) -> dict:
         "confidence": value.confidence,
         "evidence": value.evidence_json,
         "grounded": value.grounded,
-        "other_values": others,
-        **extra,
     }
 
 

@@ -1,11 +1,21 @@
 """Queue tasks of the extraction app."""
 
-from extraction.services import extraction_run_execute
-from jobs.registry import task
+from extraction.services import extraction_run_execute, extraction_runs_execute
+from jobs.registry import BatchDeclined, task
 from pipeline import stages
 
 
-@task(stages.EXTRACT_THREAD, max_attempts=5, timeout=600, atomic=False)
+def extract_threads(jobs: list) -> None:  # jobs: list of jobs.worker.ClaimedJob, one workspace
+    """A batch of ``extract_thread`` jobs (payloads as its): one transaction for all their
+    threads with the rules extractor; with the LLM, declined: the jobs run one at a time."""
+    done = extraction_runs_execute(
+        workspace_id=jobs[0].workspace_id, threads=[(int(j.payload["thread_id"]), j.id) for j in jobs]
+    )
+    if done is None:
+        raise BatchDeclined("the extractor waits on the network")
+
+
+@task(stages.EXTRACT_THREAD, max_attempts=5, timeout=600, atomic=False, batch=50, many=extract_threads)
 def extract_thread(payload: dict, *, job) -> None:  # job: jobs.worker.ClaimedJob
     """Extract the thread named in the payload (enqueued on import for new or changed threads).
 

@@ -51,7 +51,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from jobs import db, hooks
-from jobs.registry import task_get
+from jobs.registry import BatchDeclined, task_get
 from jobs.services import enqueue
 from workspaces.rls import WORKSPACE_SETTING, workspace_context
 from workspaces.services import audit_event_record
@@ -122,8 +122,10 @@ class Worker:
         shutdown_timeout: float | None = None,
         listen: bool = True,
         worker_id: str | None = None,
+        batch_max: int | None = None,
     ):
         self.tasks = tasks
+        self.batch_max = batch_max if batch_max is not None else settings.JOBS_BATCH_MAX
         self.batch, self.max_jobs = batch, max_jobs
         # An explicit prefetch is used as given; by default it adapts (see _claim_limit).
         self.prefetch, self.adaptive = prefetch or settings.JOBS_PREFETCH, prefetch is None
@@ -196,7 +198,12 @@ class Worker:
         if not self._claimed:
             self._claimed.extend(self.claim(self._claim_limit()))
             self._outage_over()  # a claim went through: the database is there
-        if self._claimed:
+        if self._claimed and self._is_batch(self._claimed):
+            jobs = list(self._claimed)
+            self._claimed.clear()
+            self.run_batch(jobs)
+            self._outage_over()
+        elif self._claimed:
             self.run_job(self._claimed.popleft())
             self._outage_over()
         elif self.batch:
@@ -232,12 +239,43 @@ class Worker:
         """Claim up to ``limit`` jobs (due or with an expired lease) for this worker."""
         if limit <= 0 or not self.tasks:
             return []
-        params = {"limit": limit, "tasks": self.tasks, "worker": self.worker_id, "lease_seconds": self.lease_seconds}
+        sizes = self._batch_sizes()
+        params = {
+            "limit": limit,
+            "tasks": self.tasks,
+            "worker": self.worker_id,
+            "lease_seconds": self.lease_seconds,
+            "batch_tasks": list(sizes),
+            "batch_sizes": list(sizes.values()),
+        }
         rows = db.queue_fetch("claim_jobs", params)
         jobs = sorted((_claimed(row) for row in rows), key=lambda j: (-j.priority, j.id))
         with self._held_lock:
             self._held.update((j.id, j.attempt) for j in jobs)
         return jobs
+
+    def _batch_sizes(self) -> dict[str, int]:
+        """Batch size of each of this worker's batched tasks (``@task(batch=N, many=...)``), at
+        most ``batch_max`` and what ``max_jobs`` leaves; none when batching is off."""
+        room = self.batch_max if self.max_jobs is None else min(self.batch_max, self.max_jobs - self.processed)
+        if room <= 1:
+            return {}
+        sizes = {}
+        for name in self.tasks:
+            spec = task_get(name)
+            if spec is not None and spec.many is not None and spec.batch > 1:
+                sizes[name] = min(spec.batch, room)
+        return sizes
+
+    def _is_batch(self, jobs) -> bool:
+        """Whether claimed jobs are a batch: more than one, of a batched task and one workspace."""
+        if len(jobs) < 2:
+            return False
+        first = jobs[0]
+        spec = task_get(first.task)
+        if spec is None or spec.many is None or spec.batch < 2 or self.batch_max < 2:
+            return False
+        return all(j.task == first.task and j.workspace_id == first.workspace_id and not j.started for j in jobs)
 
     def start(self, job: ClaimedJob) -> ClaimedJob | None:
         """Start a claimed job (charge its attempt) just before it runs; None if the claim was lost."""
@@ -321,6 +359,144 @@ class Worker:
             ),
         )
         return outcome
+
+    def run_batch(self, jobs: list[ClaimedJob]) -> list[str]:
+        """Run a claimed batch (one task, one workspace) with one call of the task's ``many``
+        handler and finish its jobs together; one line per job, as ``run_job`` logs.
+
+        Every job is started (charged) just before the call. If the call raises, or a lease
+        was lost, its writes roll back (atomic tasks; the others are idempotent by design)
+        and each job runs again alone through the task's handler, within the same attempt,
+        so one bad job fails only itself, retried as any job is."""
+        started_at = self._current_started = time.monotonic()
+        outcomes: dict[int, str] = {}
+        lost = [j for j in jobs if j.id not in self._held]
+        outcomes.update((j.id, "lease_lost") for j in lost)
+        exhausted = [j for j in jobs if j.id in self._held and j.attempt >= j.max_attempts]
+        for job in exhausted:  # reclaimed after its last attempt's worker died
+            outcomes[job.id] = self._fail(job, "the worker running the last attempt was lost (lease expired)")
+        ready = [j for j in jobs if j.id not in outcomes]
+        running = self._start_batch(ready) if ready else []
+        outcomes.update((j.id, "lease_lost") for j in ready if j.id not in {r.id for r in running})
+        singles: list[ClaimedJob] = []
+        if running:
+            self._current = running[0]
+            try:
+                result = self._run_many(running)
+            finally:
+                self._current = None
+            if result == "singles":
+                singles = running
+            elif result == "declined":
+                # Not batchable now (it would hold a transaction across the network): the
+                # first runs alone, the others go back to the queue for any worker, their
+                # attempt undone, so a burst of slow jobs still spreads over the workers.
+                singles = running[:1]
+                released = set(self._safe(self.release, running[1:]) or [])
+                outcomes.update((j.id, "released" if j.id in released else "lease_lost") for j in running[1:])
+            else:
+                outcomes.update((j.id, result) for j in running)
+        seconds = time.monotonic() - started_at
+        as_run = {j.id: j for j in running}
+        for job in jobs:
+            if job.id in outcomes:
+                self._forget([job.id])
+                self.processed += outcomes[job.id] != "released"
+                self._log_job(as_run.get(job.id, job), outcomes[job.id], seconds / len(jobs), batch=len(jobs))
+        for job in singles:  # the batch failed as a whole: each alone, so a bad one fails alone
+            if self.stopping:
+                self._safe(self.release, [j for j in singles if j.id in self._held])
+                break
+            outcomes[job.id] = self.run_job(job)
+        per_job = seconds / max(len(jobs), 1)
+        self._avg_seconds = per_job if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * per_job
+        return [outcomes.get(j.id, "released") for j in jobs]
+
+    def _start_batch(self, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
+        """Charge every job of the batch an attempt (one statement); the ones still ours."""
+        params = {
+            "ids": [j.id for j in jobs],
+            "attempts": [j.attempt for j in jobs],
+            "worker": self.worker_id,
+            "lease_seconds": self.lease_seconds,
+        }
+        attempts = dict(db.queue_fetch("start_jobs", params))
+        started = [replace(j, attempt=attempts[j.id], started=True) for j in jobs if j.id in attempts]
+        with self._held_lock:
+            for job in started:
+                if job.id in self._held:
+                    self._held[job.id] = job.attempt
+        self._forget(j.id for j in jobs if j.id not in attempts)
+        return started
+
+    def _run_many(self, jobs: list[ClaimedJob]) -> str:
+        """One call of the task's ``many`` handler and the batch's fenced finish: "succeeded",
+        "released" (shutdown), or "singles" when the batch is to be run again job by job (the
+        handler raised or ran past its timeout, or a lease was lost), or "declined" (the
+        handler raised BatchDeclined before doing anything)."""
+        spec = task_get(jobs[0].task)
+        try:
+            with self._deadline(spec.timeout):
+                if spec.atomic:
+                    with self._job_context(jobs[0], spec.timeout) as fast:
+                        spec.many(jobs)
+                        self._finish_many(jobs, commit=fast)
+                else:
+                    spec.many(jobs)
+                    with self._job_context(jobs[0], spec.timeout) as fast:
+                        self._finish_many(jobs, commit=fast)
+        except BatchDeclined:
+            return "declined"
+        except (LeaseLost, JobTimeout):
+            return "singles"
+        except ShutdownTimeout:
+            self._safe(self.release, jobs)
+            return "released"
+        except WorkerExit:
+            self._safe(self.release, jobs)
+            raise
+        except Exception:
+            log.warning(
+                "worker %s: a batch of %s %s jobs failed; running them one at a time",
+                self.worker_id,
+                len(jobs),
+                jobs[0].task,
+                exc_info=True,
+            )
+            return "singles"
+        return "succeeded"
+
+    def _finish_many(self, jobs: list[ClaimedJob], *, commit: bool) -> None:
+        params = {"finish_ids": [j.id for j in jobs], "finish_attempts": [j.attempt for j in jobs]}
+        params["worker"] = self.worker_id
+        try:
+            if commit:
+                db.commit_with([("finish_jobs", params, False)])
+            else:
+                db.fetch("finish_jobs", params)
+        except DatabaseError as exc:
+            if db.is_lease_lost(exc):
+                raise LeaseLost(jobs[0].id) from exc
+            raise
+
+    def _log_job(self, job: ClaimedJob, outcome: str, seconds: float, **extra) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        log.info(
+            "job %s",
+            json.dumps(
+                {
+                    "task": job.task,
+                    "workspace": job.workspace_id,
+                    "job_id": job.id,
+                    "attempt": job.attempt,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "outcome": outcome,
+                    "worker": self.worker_id,
+                    **extra,
+                }
+            ),
+        )
 
     def _run(self, job: ClaimedJob) -> str:
         if not job.started:

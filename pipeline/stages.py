@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -189,6 +191,10 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
     happen: the jobs exist only if it commits). Returns the ids of the jobs queued or joined."""
     if event not in EVENTS:
         raise ValueError(f"unknown pipeline event {event!r}")
+    buffer = getattr(_deferred, "events", None)
+    if buffer is not None:
+        buffer.append((event, workspace_id, fields))
+        return []
     policy = None
     job_ids = []
     for transition in TRANSITIONS:
@@ -225,3 +231,61 @@ def emit_many(event: str, *, workspace_id: int, events: list[dict]) -> None:
     for transition in transitions:
         jobs = [(transition.payload({**f, "item": None}), transition.key({**f, "item": None})) for f in events]
         enqueue_many(transition.task, workspace=workspace_id, jobs=jobs, coalesce=True)
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def emits_deferred():
+    """Collect what ``emit`` is asked inside the block and queue it all as the block ends,
+    each transition's due-now jobs together (``enqueue_many``: one round trip), delayed ones
+    one by one. For batched work (many threads in one transaction): the jobs, keys, payloads
+    and delays are those ``emit`` would queue, and every key coalesces, so the outcome is
+    the same. ``emit`` returns no job ids inside the block. Use it inside one transaction and
+    workspace context, still open at its end; an exception discards what was collected."""
+    if getattr(_deferred, "events", None) is not None:
+        yield
+        return
+    _deferred.events = []
+    try:
+        yield
+        collected = _deferred.events
+    finally:
+        _deferred.events = None
+    _flush(collected)
+
+
+def _flush(collected: list[tuple[str, int, dict]]) -> None:
+    policies: dict[int, dict] = {}
+    due: dict[tuple[str, int], dict[str, dict]] = {}  # (task, workspace) -> {key: payload}, in order
+    for event, workspace_id, fields in collected:
+        for transition in TRANSITIONS:
+            if transition.event != event:
+                continue
+            items = [None] if not transition.each else sorted({i for i in fields[transition.each] if i})
+            for item in items:
+                values = {**fields, "item": item}
+                delay = timedelta(0)
+                if transition.delay is not _now:
+                    if workspace_id not in policies:
+                        policies[workspace_id] = policy_for(workspace_id=workspace_id)
+                    delay = transition.delay(values, policies[workspace_id])
+                if not delay:
+                    jobs = due.setdefault((transition.task, workspace_id), {})
+                    # The same key twice (linking after the extraction and after the values
+                    # changed): one job, as the second enqueue would only join the first.
+                    jobs.setdefault(transition.key(values), transition.payload(values))
+                    continue
+                enqueue(
+                    transition.task,
+                    workspace=workspace_id,
+                    payload=transition.payload(values),
+                    run_after=timezone.now() + delay,
+                    dedupe_key=transition.key(values),
+                    coalesce=True,
+                )
+    for (task, workspace_id), jobs in due.items():
+        enqueue_many(
+            task, workspace=workspace_id, jobs=[(payload, key) for key, payload in jobs.items()], coalesce=True
+        )

@@ -125,6 +125,47 @@ def review_item_open(
     return item, True
 
 
+def review_items_open_new(*, workspace_id: int, items: list[dict]) -> list[ReviewItem]:
+    """``review_item_open`` for many items whose subjects are new (they name rows created in
+    the same transaction, such as ``field_value:<id>`` of a value just stored, so no item of
+    theirs can exist): one INSERT for all, and each one's ``review_item.opened`` event.
+    Each dict has ``reason``, ``subject``, ``payload`` and optionally ``thread_id``,
+    ``field_value_id``, ``association_candidate_id``, ``job_id``."""
+    made = []
+    for item in items:
+        missing = PAYLOAD_KEYS[item["reason"]] - set(item["payload"])
+        if missing:
+            raise ValueError(f"a {item['reason']} review item's payload needs {', '.join(sorted(missing))}")
+        made.append(
+            ReviewItem(
+                workspace_id=workspace_id,
+                thread_id=item.get("thread_id"),
+                field_value_id=item.get("field_value_id"),
+                association_candidate_id=item.get("association_candidate_id"),
+                reason=item["reason"],
+                subject_key=item["subject"],
+                payload_json=item["payload"],
+            )
+        )
+    if not made:
+        return []
+    ReviewItem.objects.bulk_create(made)
+    for row, item in zip(made, items, strict=True):
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="review_item.opened",
+            thread_id=item.get("thread_id"),
+            job_id=item.get("job_id"),
+            data={
+                "review_item_id": row.pk,
+                "reason": row.reason,
+                "subject": row.subject_key,
+                "field": item["payload"].get("field"),
+            },
+        )
+    return made
+
+
 def review_items_refresh(*, subject: str, payload: dict) -> int:
     """Bring the open items of ``subject`` up to date (their subject changed, not the question)."""
     changed = 0

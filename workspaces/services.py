@@ -1,5 +1,8 @@
 """Writes for workspaces, memberships, policies and the audit log."""
 
+import threading
+from contextlib import contextmanager
+
 from django.db import transaction
 
 from workspaces.models import AuditEvent, Membership, Policy, Workspace
@@ -17,8 +20,10 @@ def audit_event_record(
     thread_id: int | None = None,
     job_id: int | None = None,
 ) -> AuditEvent:
-    """Append one event to the audit log (inside the caller's workspace context)."""
-    return AuditEvent.objects.create(
+    """Append one event to the audit log (inside the caller's workspace context). Inside
+    ``audit_events_deferred()`` the event is written when that block ends (its pk is None
+    until then)."""
+    event = AuditEvent(
         workspace_id=workspace_id,
         type=type,
         data_json=data or {},
@@ -26,6 +31,35 @@ def audit_event_record(
         thread_id=thread_id,
         job_id=job_id,
     )
+    buffer = getattr(_deferred, "events", None)
+    if buffer is not None:
+        buffer.append(event)
+        return event
+    event.save(force_insert=True)
+    return event
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def audit_events_deferred():
+    """Collect the audit events recorded inside the block and append them in one INSERT as
+    it ends (batched pipeline work: one statement instead of one per event, in order). Use
+    it inside one transaction and workspace context, which must still be open at the end;
+    an exception discards the events, as the transaction's rollback would. Nested: the
+    outermost block writes."""
+    if getattr(_deferred, "events", None) is not None:
+        yield
+        return
+    _deferred.events = []
+    try:
+        yield
+        events = _deferred.events
+    finally:
+        _deferred.events = None
+    if events:
+        AuditEvent.objects.bulk_create(events)
 
 
 def workspace_create(*, slug: str, name: str, internal_domains: list[str] | None = None, actor=None) -> Workspace:

@@ -212,6 +212,44 @@ def test_a_new_deal_arriving_turns_an_auto_link_into_a_review_and_a_clear_one_di
     assert ReviewItem.objects.get(thread=thread, reason="association").status == "dismissed"
 
 
+def test_linking_many_threads_at_once_decides_each_as_linking_it_alone_does(ws):
+    from deals.services import threads_link_update
+
+    reviewer = UserFactory(username="rae")
+    membership_add(workspace=ws, user=reviewer, role="reviewer")
+    pilot = deal(ws, "Acme support pilot", contact_emails=["sara@acme.example"])
+    warehouse = deal(ws, "Acme warehouse rollout", contact_emails=["dan@acme.example"])
+    clear = thread_with(ws, "Pilot next steps", ("sara@acme.example", ["rep@team.example"], []))
+    unclear = thread_with(ws, "Question", ("joe@acme.example", ["rep@team.example"], []))
+    stranger = thread_with(ws, "Hello", ("x@elsewhere.example", ["rep@team.example"], []))
+    decided = thread_with(ws, "Other question", ("kim@acme.example", ["rep@team.example"], []))
+    assert link(ws, decided).outcome == "review"
+    item = ReviewItem.objects.get(thread=decided, reason="association")
+    association_resolve(item_id=item.pk, reviewer=reviewer, version=item.version, choice="deal", deal_id=warehouse.pk)
+    moved = thread_with(ws, "Pilot", ("sara@acme.example", ["rep@team.example"], []))
+    ThreadLink.objects.create(workspace=ws, thread=moved, deal=warehouse, link_confidence=0.9, linked_by="auto")
+
+    results = threads_link_update(
+        workspace_id=ws.pk, threads=[(t.pk, None) for t in (clear, unclear, stranger, decided, moved, clear)]
+    )
+
+    assert [r.outcome for r in results] == ["link", "review", "none", "reviewer", "link", "link"]
+    assert dict(ThreadLink.objects.values_list("thread_id", "deal_id")) == {
+        clear.pk: pilot.pk,
+        decided.pk: warehouse.pk,
+        moved.pk: pilot.pk,
+    }
+    assert AssociationCandidate.objects.filter(thread=unclear, status="open").count() == 1
+    assert ReviewItem.objects.filter(thread=unclear, reason="association", status="open").count() == 1
+    # The audit events and the follow-up jobs were written at the end of the batch, as alone.
+    assert AuditEvent.objects.filter(type="deal_link.created", thread_id=moved.pk).exists()
+    assert set(Job.objects.filter(task="deal_facts_update").values_list("payload__deal_id", flat=True)) >= {
+        pilot.pk,
+        warehouse.pk,
+    }
+    assert Job.objects.filter(task="crm_sync_thread", dedupe_key=f"crm-sync:{moved.pk}").exists()
+
+
 # --- pure arithmetic -----------------------------------------------------------------------
 
 

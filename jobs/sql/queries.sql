@@ -33,30 +33,67 @@ WHERE workspace_id = %(workspace_id)s AND dedupe_key = %(dedupe_key)s AND status
 RETURNING id, run_after, created_at, status, payload, priority, max_attempts, attempts, rerun_after;
 
 -- name: claim_jobs
--- Claim up to %(limit)s jobs of the given tasks in one round trip, as the queue role: first
--- running jobs whose lease ran out (their worker died or hung; this is the recovery, no cron
--- needed), then due queued jobs by priority. SKIP LOCKED lets concurrent workers take
--- disjoint rows without waiting on each other. A claim is not a start: only the job the
--- worker runs first (highest priority, then lowest id, as the worker orders them) is
--- started here (attempts + 1, started_at); the others are started one by one just before
--- they run (start_job), so a worker that dies holding them charges them no attempt. A job
--- whose attempts are used up is not started: the worker fails it as lost.
-WITH expired AS (
+-- Claim jobs of the given tasks in one round trip, as the queue role. The job first in line
+-- (a running job whose lease ran out, else the due queued job first by priority) decides
+-- how: if its task is batched (%(batch_tasks)s, with %(batch_sizes)s), up to that many jobs
+-- of that task in that workspace, expired ones first (a batch, run together by one
+-- handler call); otherwise, or when its batch is gone to another worker, up to %(limit)s
+-- jobs of any of the tasks: first running jobs whose lease ran out (their worker died or
+-- hung; this is the recovery, no cron needed), then due queued jobs by priority.
+-- SKIP LOCKED lets concurrent workers take disjoint rows without waiting on each other.
+-- A claim is not a start: of a plain claim only the job the worker runs first (highest
+-- priority, then lowest id, as the worker orders them) is started here (attempts + 1,
+-- started_at); the others are started one by one just before they run (start_job), and a
+-- batch all at once just before it runs (start_jobs), so a worker that dies holding them
+-- charges them no attempt. A job whose attempts are used up is not started: the worker
+-- fails it as lost.
+WITH head AS (
+    SELECT id, task, workspace_id FROM (
+        (SELECT id, task, workspace_id FROM jobs_job
+         WHERE status = 'running' AND lease_expires_at < now() AND task = ANY(%(tasks)s)
+         ORDER BY id LIMIT 1)
+        UNION ALL
+        (SELECT id, task, workspace_id FROM jobs_job
+         WHERE status = 'queued' AND run_after <= now() AND task = ANY(%(tasks)s)
+         ORDER BY priority DESC, run_after, id LIMIT 1)
+    ) AS first_in_line
+    LIMIT 1
+), size AS (
+    SELECT coalesce((SELECT b.size FROM unnest(%(batch_tasks)s::text[], %(batch_sizes)s::integer[]) AS b(task, size)
+                     WHERE b.task = (SELECT task FROM head)), 0) AS n
+), batch_expired AS (
+    SELECT id, priority FROM jobs_job
+    WHERE status = 'running' AND lease_expires_at < now()
+      AND task = (SELECT task FROM head) AND workspace_id = (SELECT workspace_id FROM head)
+    ORDER BY id
+    LIMIT (SELECT n FROM size)
+    FOR UPDATE SKIP LOCKED
+), batch_due AS (
+    SELECT id, priority FROM jobs_job
+    WHERE status = 'queued' AND run_after <= now()
+      AND task = (SELECT task FROM head) AND workspace_id = (SELECT workspace_id FROM head)
+    ORDER BY priority DESC, run_after, id
+    LIMIT greatest((SELECT n FROM size) - (SELECT count(*) FROM batch_expired), 0)
+    FOR UPDATE SKIP LOCKED
+), batched AS (
+    SELECT (SELECT count(*) FROM batch_expired) + (SELECT count(*) FROM batch_due) > 0 AS yes
+), expired AS (
     SELECT id, priority FROM jobs_job
     WHERE status = 'running' AND lease_expires_at < now() AND task = ANY(%(tasks)s)
     ORDER BY id
-    LIMIT %(limit)s
+    LIMIT CASE WHEN (SELECT yes FROM batched) THEN 0 ELSE %(limit)s END
     FOR UPDATE SKIP LOCKED
 ), due AS (
     SELECT id, priority FROM jobs_job
     WHERE status = 'queued' AND run_after <= now() AND task = ANY(%(tasks)s)
     ORDER BY priority DESC, run_after, id
-    LIMIT greatest(%(limit)s - (SELECT count(*) FROM expired), 0)
+    LIMIT CASE WHEN (SELECT yes FROM batched) THEN 0 ELSE greatest(%(limit)s - (SELECT count(*) FROM expired), 0) END
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT id, priority FROM expired UNION ALL SELECT id, priority FROM due
+    SELECT id, priority FROM batch_expired UNION ALL SELECT id, priority FROM batch_due
+    UNION ALL SELECT id, priority FROM expired UNION ALL SELECT id, priority FROM due
 ), first AS (
-    SELECT id FROM picked ORDER BY priority DESC, id LIMIT 1
+    SELECT id FROM picked WHERE NOT (SELECT yes FROM batched) ORDER BY priority DESC, id LIMIT 1
 )
 UPDATE jobs_job AS job
 SET status = 'running', locked_by = %(worker)s, locked_at = now(),
@@ -68,6 +105,18 @@ FROM picked
 WHERE job.id = picked.id
 RETURNING job.id, job.workspace_id, job.task, job.payload, job.attempts, job.max_attempts, job.priority,
           job.started_at IS NOT NULL;
+
+-- name: start_jobs
+-- Start a claimed batch just before its handler runs, as the queue role: every job's attempt
+-- is charged now and its lease renewed, fenced like start_job; the rows that come back are
+-- the jobs started (a missing one was reclaimed or cancelled meanwhile).
+UPDATE jobs_job AS job
+SET attempts = job.attempts + 1, started_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s::float8)
+FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held(id, attempt)
+WHERE job.id = held.id AND job.locked_by = %(worker)s AND job.attempts = held.attempt
+  AND job.status = 'running' AND job.started_at IS NULL AND job.attempts < job.max_attempts
+RETURNING job.id, job.attempts;
 
 -- name: start_job
 -- Start a claimed job just before it runs, as the queue role: its attempt is charged now,
@@ -115,6 +164,29 @@ WITH done AS (
 SELECT id, status FROM done
 UNION ALL
 SELECT %(id)s, jobs_lease_lost(%(id)s) WHERE NOT EXISTS (SELECT FROM done);
+
+-- name: finish_jobs
+-- finish_job for every job of a batch at once, in the batch handler's transaction: all of
+-- them or, when one lease is no longer this worker's, none (jobs_lease_lost raises, and the
+-- handler's writes roll back with it; the worker then runs the batch's jobs one at a time).
+WITH done AS (
+    UPDATE jobs_job AS job
+    SET status = CASE WHEN job.rerun_after IS NULL THEN 'succeeded' ELSE 'queued' END,
+        finished_at = CASE WHEN job.rerun_after IS NULL THEN now() END,
+        run_after = coalesce(job.rerun_after, job.run_after),
+        attempts = CASE WHEN job.rerun_after IS NULL THEN job.attempts ELSE 0 END,
+        locked_by = CASE WHEN job.rerun_after IS NULL THEN job.locked_by ELSE '' END,
+        locked_at = CASE WHEN job.rerun_after IS NULL THEN job.locked_at END,
+        started_at = CASE WHEN job.rerun_after IS NULL THEN job.started_at END,
+        rerun_after = NULL, lease_expires_at = NULL
+    FROM unnest(%(finish_ids)s::bigint[], %(finish_attempts)s::integer[]) AS held(id, attempt)
+    WHERE job.id = held.id AND job.locked_by = %(worker)s AND job.attempts = held.attempt AND job.status = 'running'
+    RETURNING job.id, job.status
+)
+SELECT id, status FROM done
+UNION ALL
+SELECT lost.id, jobs_lease_lost(lost.id)
+FROM (SELECT id FROM unnest(%(finish_ids)s::bigint[]) AS held(id) WHERE id NOT IN (SELECT id FROM done) LIMIT 1) AS lost;
 
 -- name: fail_job
 -- Record a failed attempt: back to queued after %(delay_seconds)s (backoff with jitter) while

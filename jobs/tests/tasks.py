@@ -77,3 +77,54 @@ def changes_midway(payload, *, job):
     record(payload, job=job)
     if AuditEvent.objects.filter(type="test.ran", job_id=job.id).count() == 1:
         enqueue("test.changes_midway", workspace=job.workspace_id, payload=payload, dedupe_key="k", coalesce=True)
+
+
+def _batched_one(payload, job, batch):
+    if payload.get("marker"):
+        Path(payload["marker"]).with_suffix(f".{job.id}.{job.attempt}").touch()
+    if payload.get("bad"):
+        raise RuntimeError(f"bad job {job.id} on attempt {job.attempt}")
+    audit_event_record(
+        workspace_id=job.workspace_id, type="test.ran", job_id=job.id, data={"attempt": job.attempt, "batch": batch}
+    )
+    if payload.get("again") and AuditEvent.objects.filter(type="test.ran", job_id=job.id).count() == 1:
+        _enqueue_elsewhere(job, payload)
+
+
+def _enqueue_elsewhere(job, payload):
+    """Ask for the same work again from another connection, as a change arriving while the
+    job runs does (the pipeline's coalescing enqueue), and wait until it is in."""
+    import threading
+
+    from django.db import connection
+
+    from jobs.services import enqueue
+    from workspaces.rls import workspace_context
+
+    def other():
+        try:
+            with workspace_context(job.workspace_id):
+                enqueue(job.task, workspace=job.workspace_id, payload=payload, dedupe_key=payload["key"], coalesce=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+
+
+def batched_many(jobs):
+    """The batch handler: every job's record in one go; one bad payload fails the batch."""
+    for job in jobs:
+        if job.payload.get("marker"):
+            Path(job.payload["marker"]).with_suffix(f".{job.id}.{job.attempt}").touch()
+    time.sleep(max(j.payload.get("seconds", 0) for j in jobs))
+    SEEN.append({"batch": [j.id for j in jobs]})
+    for job in jobs:
+        _batched_one(job.payload, job, len(jobs))
+
+
+@task("test.batched", max_attempts=3, timeout=30, batch=5, many=batched_many)
+def batched(payload, *, job):
+    """One job alone (also the fallback when its batch failed)."""
+    _batched_one(payload, job, 1)

@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--poll-seconds", type=float, help="Longest idle wait (JOBS_POLL_SECONDS).")
         parser.add_argument("--shutdown-timeout", type=float, help="Grace for the current job on SIGTERM.")
         parser.add_argument("--no-listen", action="store_true", help="Poll only, no LISTEN (e.g. behind a pooler).")
+        parser.add_argument(
+            "--batch-max", type=int, help="Most jobs of a batched task run together (JOBS_BATCH_MAX; 1: none)."
+        )
         parser.add_argument("--worker-id", help="Name in locked_by and the logs (default host:pid:random).")
 
     def handle(self, *args, **options):
@@ -38,5 +41,6 @@ class Command(BaseCommand):
             shutdown_timeout=options["shutdown_timeout"],
             listen=not options["no_listen"],
             worker_id=options["worker_id"],
+            batch_max=options["batch_max"],
         )
         worker.run()
