@@ -9,25 +9,7 @@ from workspaces.models import Workspace
 
 def thread_inputs(*, thread: Thread) -> list[MessageInput]:
     """The thread's parsed messages in order, as extractors read them."""
-    internal = {
-        d.lower() for d in Workspace.objects.values_list("internal_domains", flat=True).get(pk=thread.workspace_id)
-    }
-    messages = (
-        Message.objects.filter(thread=thread, parse_status=Message.ParseStatus.PARSED)
-        .order_by("sent_at", "created_at", "pk")
-        .values("pk", "reply_text", "sent_at", "from_email", "from_name")
-    )
-    return [
-        MessageInput(
-            id=m["pk"],
-            reply_text=m["reply_text"] or "",
-            sent_at=m["sent_at"],
-            from_email=m["from_email"],
-            from_name=m["from_name"],
-            internal=m["from_email"].rpartition("@")[2].lower() in internal,
-        )
-        for m in messages
-    ]
+    return threads_inputs(workspace_id=thread.workspace_id, thread_ids=[thread.pk]).get(thread.pk, [])
 
 
 def threads_inputs(*, workspace_id: int, thread_ids: list[int]) -> dict[int, list[MessageInput]]:

@@ -156,17 +156,7 @@ def _runs_record(workspace_id: int, work: list, policy: dict, known: dict) -> di
             if any(_same(v.field_value_json, proposal.value) for v in current):
                 summary["unchanged"] += 1
                 continue
-            value = FieldValue(
-                workspace_id=run.workspace_id,
-                run=run,
-                thread_id=run.thread_id,
-                field_key=proposal.field,
-                field_value_json=proposal.value,
-                confidence=round(proposal.confidence, 4),
-                evidence_json=evidence,
-                grounded=grounded,
-                status=FieldValue.Status.PROPOSED,
-            )
+            value = _proposed_value(run, proposal, evidence, grounded)
             replaced, reason = [], None
             if verified is not None:
                 kind = "conflict"
@@ -283,17 +273,9 @@ def field_values_record(
     return summary
 
 
-def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict) -> str:
-    evidence, grounded = evidence_ground(proposal.evidence, texts)
-    current = list(
-        FieldValue.objects.filter(
-            thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
-        ).order_by("-created_at")
-    )
-    verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
-    if any(_same(v.field_value_json, proposal.value) for v in current):
-        return "unchanged"  # a rerun that finds what is already known adds nothing
-    value = FieldValue.objects.create(
+def _proposed_value(run: ExtractionRun, proposal: Proposal, evidence: list, grounded: bool) -> FieldValue:
+    """A proposal as an unsaved PROPOSED value of the run's thread."""
+    return FieldValue(
         workspace_id=run.workspace_id,
         run=run,
         thread_id=run.thread_id,
@@ -304,6 +286,20 @@ def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy
         grounded=grounded,
         status=FieldValue.Status.PROPOSED,
     )
+
+
+def _route(run: ExtractionRun, proposal: Proposal, texts: dict[int, str], policy: dict) -> str:
+    evidence, grounded = evidence_ground(proposal.evidence, texts)
+    current = list(
+        FieldValue.objects.filter(
+            thread_id=run.thread_id, field_key=proposal.field, status__in=(*CURRENT, FieldValue.Status.VERIFIED)
+        ).order_by("-created_at")
+    )
+    verified = next((v for v in current if v.status == FieldValue.Status.VERIFIED), None)
+    if any(_same(v.field_value_json, proposal.value) for v in current):
+        return "unchanged"  # a rerun that finds what is already known adds nothing
+    value = _proposed_value(run, proposal, evidence, grounded)
+    value.save(force_insert=True)
     if verified is not None:
         _review_open(
             value, ReviewReason.CONFLICT, {"verified_value": verified.field_value_json, "verified_id": verified.pk}

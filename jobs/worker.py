@@ -342,22 +342,7 @@ class Worker:
             self.processed += 1
         seconds = time.monotonic() - started
         self._avg_seconds = seconds if self._avg_seconds is None else 0.8 * self._avg_seconds + 0.2 * seconds
-        if not log.isEnabledFor(logging.INFO):
-            return outcome
-        log.info(
-            "job %s",
-            json.dumps(
-                {
-                    "task": job.task,
-                    "workspace": job.workspace_id,
-                    "job_id": job.id,
-                    "attempt": job.attempt,
-                    "duration_ms": round(seconds * 1000, 1),
-                    "outcome": outcome,
-                    "worker": self.worker_id,
-                }
-            ),
-        )
+        self._log_job(job, outcome, seconds)
         return outcome
 
     def run_batch(self, jobs: list[ClaimedJob]) -> list[str]:
