@@ -31,6 +31,7 @@ readiness row per framework of the policy; the linking outcome of every thread i
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -221,8 +222,13 @@ def outcome(db: str, workspace_ids: list[int]) -> dict:
                     for d, k, v, s in DealFact.objects.values_list("deal_id", "key", "value_json", "status")
                 ),
                 "readiness": sorted(DealReadiness.objects.values_list("deal_id", "framework", "readiness_score")),
+                # A note's timestamp is its newest value's creation time, which differs between
+                # two drains of the same mail: the payloads are compared without it.
                 "crm": sorted(
-                    CrmWriteLog.objects.values_list("thread_id", "action", "target", "status", "payload_hash")
+                    (t, a, g, s, json.dumps({k: v for k, v in p.items() if k != "timestamp"}, sort_keys=True))
+                    for t, a, g, s, p in CrmWriteLog.objects.values_list(
+                        "thread_id", "action", "target", "status", "payload_json"
+                    )
                 ),
                 # The audit sample is a draw keyed by the value's id, which depends on the order
                 # of work: left out of the comparison.
