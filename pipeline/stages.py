@@ -195,8 +195,23 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
     if buffer is not None:
         buffer.append((event, workspace_id, fields))
         return []
-    policy = None
     job_ids = []
+    for transition, values, delay in _planned(event, workspace_id, fields, {}):
+        job = enqueue(
+            transition.task,
+            workspace=workspace_id,
+            payload=transition.payload(values),
+            run_after=timezone.now() + delay if delay else None,
+            dedupe_key=transition.key(values),
+            coalesce=True,
+        )
+        job_ids.append(job.pk)
+    return job_ids
+
+
+def _planned(event: str, workspace_id: int, fields: dict, policies: dict[int, dict]):
+    """Each job ``event`` leads to: (transition, the values its payload and key read, delay).
+    The workspace's policy is read once, into ``policies``, and only for a delay that needs it."""
     for transition in TRANSITIONS:
         if transition.event != event:
             continue
@@ -205,18 +220,10 @@ def emit(event: str, *, workspace_id: int, **fields) -> list[int]:
             values = {**fields, "item": item}
             delay = timedelta(0)
             if transition.delay is not _now:
-                policy = policy or policy_for(workspace_id=workspace_id)
-                delay = transition.delay(values, policy)
-            job = enqueue(
-                transition.task,
-                workspace=workspace_id,
-                payload=transition.payload(values),
-                run_after=timezone.now() + delay if delay else None,
-                dedupe_key=transition.key(values),
-                coalesce=True,
-            )
-            job_ids.append(job.pk)
-    return job_ids
+                if workspace_id not in policies:
+                    policies[workspace_id] = policy_for(workspace_id=workspace_id)
+                delay = transition.delay(values, policies[workspace_id])
+            yield transition, values, delay
 
 
 def emit_many(event: str, *, workspace_id: int, events: list[dict]) -> None:
@@ -260,31 +267,21 @@ def _flush(collected: list[tuple[str, int, dict]]) -> None:
     policies: dict[int, dict] = {}
     due: dict[tuple[str, int], dict[str, dict]] = {}  # (task, workspace) -> {key: payload}, in order
     for event, workspace_id, fields in collected:
-        for transition in TRANSITIONS:
-            if transition.event != event:
+        for transition, values, delay in _planned(event, workspace_id, fields, policies):
+            if not delay:
+                jobs = due.setdefault((transition.task, workspace_id), {})
+                # The same key twice (linking after the extraction and after the values
+                # changed): one job, as the second enqueue would only join the first.
+                jobs.setdefault(transition.key(values), transition.payload(values))
                 continue
-            items = [None] if not transition.each else sorted({i for i in fields[transition.each] if i})
-            for item in items:
-                values = {**fields, "item": item}
-                delay = timedelta(0)
-                if transition.delay is not _now:
-                    if workspace_id not in policies:
-                        policies[workspace_id] = policy_for(workspace_id=workspace_id)
-                    delay = transition.delay(values, policies[workspace_id])
-                if not delay:
-                    jobs = due.setdefault((transition.task, workspace_id), {})
-                    # The same key twice (linking after the extraction and after the values
-                    # changed): one job, as the second enqueue would only join the first.
-                    jobs.setdefault(transition.key(values), transition.payload(values))
-                    continue
-                enqueue(
-                    transition.task,
-                    workspace=workspace_id,
-                    payload=transition.payload(values),
-                    run_after=timezone.now() + delay,
-                    dedupe_key=transition.key(values),
-                    coalesce=True,
-                )
+            enqueue(
+                transition.task,
+                workspace=workspace_id,
+                payload=transition.payload(values),
+                run_after=timezone.now() + delay,
+                dedupe_key=transition.key(values),
+                coalesce=True,
+            )
     for (task, workspace_id), jobs in due.items():
         enqueue_many(
             task, workspace=workspace_id, jobs=[(payload, key) for key, payload in jobs.items()], coalesce=True
