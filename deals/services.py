@@ -294,6 +294,25 @@ def deals_changed(*, workspace_id: int, deal_ids: list[int]) -> None:
             stages.emit(stages.DEALS_CHANGED, workspace_id=workspace_id, deal_ids=sorted(set(deal_ids)))
 
 
+def deals_relink(*, workspace_id: int, deal_ids: list[int], job_id: int | None = None) -> int:
+    """Deals arrived or changed: queue a ``link_thread`` job for every thread any of them took
+    part in (one round trip; keys coalesce with linking already queued). The linking itself is
+    the usual batched one, spread over the workers, each batch in its own short transaction,
+    where one job linking a large workspace's every thread would outlast its timeout. Returns
+    how many threads were queued."""
+    with workspace_context(workspace_id), stages.emits_deferred():
+        thread_ids = threads_for_deals(deal_ids=deal_ids)
+        if thread_ids:
+            stages.emit(stages.THREADS_RELINK_DUE, workspace_id=workspace_id, thread_ids=thread_ids)
+        audit_event_record(
+            workspace_id=workspace_id,
+            type="deals.relinked",
+            job_id=job_id,
+            data={"deal_ids": sorted(deal_ids), "threads": len(thread_ids)},
+        )
+    return len(thread_ids)
+
+
 def threads_for_deals(*, deal_ids: list[int]) -> list[int]:
     """Threads that anyone of these deals (a contact, its domain, its owner) took part in."""
     deals = list(Deal.objects.filter(pk__in=deal_ids))

@@ -3,7 +3,6 @@
 from deals import services
 from jobs.registry import task
 from pipeline import stages
-from workspaces.services import audit_event_record
 
 
 def link_threads(jobs: list) -> None:  # jobs: list of jobs.worker.ClaimedJob, one workspace
@@ -21,16 +20,9 @@ def link_thread(payload: dict, *, job) -> None:
 
 @task(stages.RELINK_DEALS, max_attempts=5, timeout=600)
 def relink_deals(payload: dict, *, job) -> None:
-    """Deals arrived or changed: link again every thread any of them took part in."""
-    thread_ids = services.threads_for_deals(deal_ids=[int(d) for d in payload["deal_ids"]])
-    for thread_id in thread_ids:
-        services.thread_link_update(workspace_id=job.workspace_id, thread_id=thread_id, job_id=job.id)
-    audit_event_record(
-        workspace_id=job.workspace_id,
-        type="deals.relinked",
-        job_id=job.id,
-        data={"deal_ids": payload["deal_ids"], "threads": len(thread_ids)},
-    )
+    """Deals arrived or changed: link again every thread any of them took part in (queued as
+    ``link_thread`` jobs)."""
+    services.deals_relink(workspace_id=job.workspace_id, deal_ids=[int(d) for d in payload["deal_ids"]], job_id=job.id)
 
 
 def deals_facts_update(jobs: list) -> None:

@@ -46,6 +46,7 @@ THREAD_EXTRACTED = "thread.extracted"  # thread_id: an extraction run over it fi
 VALUES_CHANGED = "thread.values_changed"  # thread_id, decided: its current values changed (decided: by a person)
 LINK_CHANGED = "thread.link_changed"  # thread_id, deal_ids (the old and the new), decided: its deal changed
 DEALS_CHANGED = "deals.changed"  # deal_ids: deals were created or changed (admin, CSV, CRM sync)
+THREADS_RELINK_DUE = "deals.threads_relink_due"  # thread_ids: threads a new or changed deal may be about
 FACTS_CHANGED = "deal.facts_changed"  # deal_id: a deal's facts changed
 CRM_WRITE_RETRY = "crm.write_retry"  # write_id, decided: a person asked to send a write (again)
 CRM_WRITE_LEASE_HELD = "crm.write_lease_held"  # write_id, run_after: a send found another's lease on the row
@@ -148,6 +149,14 @@ TRANSITIONS: tuple[Transition, ...] = (
         key=lambda e: f"relink:{_deal_ids_key(e)}",
         payload=lambda e: {"deal_ids": sorted(e["deal_ids"])},
         why="a new or changed deal can be the one a thread is about",
+    ),
+    Transition(
+        THREADS_RELINK_DUE,
+        LINK_THREAD,
+        key=lambda e: f"link:{e['item']}",
+        payload=lambda e: {"thread_id": e["item"]},
+        each="thread_ids",
+        why="each thread the deals' people took part in is linked again, in batches, by any worker",
     ),
     Transition(
         FACTS_CHANGED,

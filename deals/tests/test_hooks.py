@@ -68,6 +68,11 @@ def test_a_saved_deal_queues_relink_which_links_the_threads_its_people_took_part
     assert payload == {"deal_ids": [deal.pk]}
 
     tasks.relink_deals(payload, job=SimpleNamespace(id=None, workspace_id=ws.pk))
+    # Relinking fans out: one link_thread job per thread the deal's people took part in, batched
+    # by the workers like linking after extraction.
+    assert queued("link_thread") == [{"thread_id": thread.pk}]
+    assert ThreadLink.objects.count() == 0
+    tasks.link_thread({"thread_id": thread.pk}, job=SimpleNamespace(id=None, workspace_id=ws.pk))
 
     assert ThreadLink.objects.get(thread=thread).deal_id == deal.pk
     assert ThreadLink.objects.count() == 1
@@ -83,3 +88,15 @@ def test_readiness_jobs_coalesce_per_deal_and_a_running_one_runs_again(ws):
     job.refresh_from_db()
     assert Job.objects.filter(task="deal_readiness_recompute").count() == 1
     assert job.rerun_after is not None  # the facts changed while it ran: it runs once more
+
+
+def test_relinking_many_threads_queues_one_link_job_each_joining_those_already_queued(ws):
+    threads = [ThreadFactory(workspace=ws, participants=[f"p{i}@acme.example"]) for i in range(120)]
+    ThreadFactory(workspace=ws, participants=["x@else.example"])
+    stages.emit(stages.THREAD_EXTRACTED, workspace_id=ws.pk, thread_id=threads[0].pk)  # already queued
+    deal = DealFactory(workspace=ws, primary_domain="acme.example")
+
+    tasks.relink_deals({"deal_ids": [deal.pk]}, job=SimpleNamespace(id=None, workspace_id=ws.pk))
+
+    assert sorted(p["thread_id"] for p in queued("link_thread")) == [t.pk for t in threads]
+    assert Job.objects.filter(task="link_thread", dedupe_key=f"link:{threads[0].pk}").count() == 1
