@@ -72,7 +72,7 @@ def queue(request):
 REASON_LABELS = dict(ReviewItem.Reason.choices)
 
 
-def _queue_rows(request, items: list[ReviewItem], filters: selectors.QueueFilters) -> list[dict]:
+def _queue_rows(request, items: list[selectors.QueueRow], filters: selectors.QueueFilters) -> list[dict]:
     # One reverse() and one query string for the page, not one per row.
     prefix = reverse("review:item", kwargs={"workspace_slug": request.workspace.slug, "pk": 0}).removesuffix("0/")
     query = filters.querystring()
@@ -80,7 +80,7 @@ def _queue_rows(request, items: list[ReviewItem], filters: selectors.QueueFilter
     return [_queue_row(i, f"{prefix}{i.pk}/" + (f"?{query}" if query else ""), now) for i in items]
 
 
-def _queue_row(item: ReviewItem, url: str, now) -> dict:
+def _queue_row(item: selectors.QueueRow, url: str, now) -> dict:
     """One queue row as the template shows it: its text worked out here, once, since the
     template language resolves every lookup and filter slowly (50 rows a page). Numbers go
     as text: the template would localize each one."""
@@ -95,7 +95,7 @@ def _queue_row(item: ReviewItem, url: str, now) -> dict:
         "status": item.status,
         "reason": item.reason,
         "reason_label": REASON_LABELS.get(item.reason, item.reason),
-        "skipped_me": bool(getattr(item, "skipped_me", False)),
+        "skipped_me": bool(item.skipped_me),
         "field": payload.get("field") or "—",
         "edited": bool(decided.get("edited")),
         "value": _truncate(display.display(decided["value"]), 60)
@@ -103,8 +103,8 @@ def _queue_row(item: ReviewItem, url: str, now) -> dict:
         else (_truncate(display.display(proposed), 60) if proposed is not None else item.get_reason_display()),
         "was": _truncate(display.display(decided.get("proposed")), 40) if decided.get("edited") else "",
         "confidence": _two_places(confidence),
-        "thread": _truncate(item.thread.subject or "—", 50) if item.thread_id else "—",
-        "assignee": item.assigned_to.get_username() if item.assigned_to_id else "",
+        "thread": _truncate(item.thread_subject or "—", 50) if item.thread_id else "—",
+        "assignee": item.assignee_username or "",
         "created_iso": timezone.localtime(item.created_at).isoformat(),
         "age": _age(item.created_at, now),
     }
