@@ -103,17 +103,32 @@ def extraction_runs_execute(*, workspace_id: int, threads: list[tuple[int, int |
                 logger.info("thread %s is gone; nothing to extract", thread_id)
                 continue
             inputs, job_id = inputs_of.get(thread_id, []), job_of[thread_id]
-            run = _run_start(workspace_id, thread, schema, extractor, inputs, job_id)
-            work.append((run, extractor.extract(inputs, schema), inputs, job_id))
+            run = _run_new(workspace_id, thread, schema, extractor, inputs)
+            output = extractor.extract(inputs, schema)
+            _run_done(run, output)
+            work.append((run, output, inputs, job_id))
+        # The batch's runs in one INSERT, finished: inside the one transaction nobody could
+        # have seen them running. Their events are those of the one-thread path.
+        ExtractionRun.objects.bulk_create([run for run, *_ in work])
+        for run, _output, _inputs, job_id in work:
+            _run_started_record(run, schema, extractor, job_id)
         summaries = _runs_record(workspace_id, work, policy, known)
-        for run, output, inputs, job_id in work:
-            _run_finish(run, output, inputs, policy, job_id, summary=summaries[run.pk])
+        for run, _output, _inputs, job_id in work:
+            _run_finished_record(run, job_id, summaries[run.pk])
         done = len(work)
     return done
 
 
 def _run_start(workspace_id, thread, schema, extractor, inputs, job_id) -> ExtractionRun:
-    run = ExtractionRun.objects.create(
+    run = _run_new(workspace_id, thread, schema, extractor, inputs)
+    run.save(force_insert=True)
+    _run_started_record(run, schema, extractor, job_id)
+    return run
+
+
+def _run_new(workspace_id, thread, schema, extractor, inputs) -> ExtractionRun:
+    """A run of ``extractor`` over ``thread`` starting now, not yet stored."""
+    return ExtractionRun(
         workspace_id=workspace_id,
         thread=thread,
         schema_id=schema.id,
@@ -124,14 +139,27 @@ def _run_start(workspace_id, thread, schema, extractor, inputs, job_id) -> Extra
         started_at=timezone.now(),
         messages_seen=len(inputs),
     )
+
+
+def _run_started_record(run: ExtractionRun, schema, extractor, job_id) -> None:
     audit_event_record(
-        workspace_id=workspace_id,
+        workspace_id=run.workspace_id,
         type="extraction.run.started",
-        thread_id=thread.pk,
+        thread_id=run.thread_id,
         job_id=job_id,
         data={"run_id": run.pk, "extractor": extractor.name, "schema": f"{schema.id} v{schema.version}"},
     )
-    return run
+
+
+def _run_done(run: ExtractionRun, output: ExtractionOutput) -> None:
+    """The run succeeded with ``output`` (set on the instance; the caller stores it)."""
+    run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
+    run.model = output.model
+    run.prompt_tokens, run.completion_tokens, run.cost_usd = (
+        output.prompt_tokens,
+        output.completion_tokens,
+        output.cost_usd,
+    )
 
 
 def _runs_record(workspace_id: int, work: list, policy: dict, known: dict) -> dict[int, dict]:
@@ -223,18 +251,16 @@ def _review_new(value: FieldValue, reason: str, extra: dict, others: list[dict])
     }
 
 
-def _run_finish(run, output, inputs, policy, job_id, summary=None) -> None:
-    workspace_id, thread_id = run.workspace_id, run.thread_id
-    if summary is None:
-        summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
-    run.status, run.finished_at = ExtractionRun.Status.SUCCEEDED, timezone.now()
-    run.model = output.model
-    run.prompt_tokens, run.completion_tokens, run.cost_usd = (
-        output.prompt_tokens,
-        output.completion_tokens,
-        output.cost_usd,
-    )
+def _run_finish(run, output, inputs, policy, job_id) -> None:
+    summary = field_values_record(run=run, output=output, inputs=inputs, policy=policy)
+    _run_done(run, output)
     run.save()
+    _run_finished_record(run, job_id, summary)
+
+
+def _run_finished_record(run: ExtractionRun, job_id, summary: dict) -> None:
+    """The finished run's audit event and what follows it in the pipeline."""
+    workspace_id, thread_id = run.workspace_id, run.thread_id
     audit_event_record(
         workspace_id=workspace_id,
         type="extraction.run.finished",

@@ -111,3 +111,24 @@ def test_with_batching_off_the_same_threads_get_the_same_values():
     assert any(values(ws, made))
     with db.queue_role():
         assert set(Job.objects.filter(task="extract_thread").values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_batch_takes_the_same_statements_for_five_threads_as_for_twenty():
+    """The batch's runs, values, review items, events and follow-up jobs are each written
+    together: a run row inserted and then updated per thread made 2 statements per thread."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ws = workspace_create(slug="acme", name="Acme", internal_domains=["ours.example"])
+    counts = []
+    for n in (5, 20):
+        made = _threads(ws, [f"Our budget is ${k + 1}0,000 and we go live by Q3." for k in range(n)])
+        with CaptureQueriesContext(connection) as captured:
+            done = services.extraction_runs_execute(workspace_id=ws.pk, threads=[(t.pk, j.pk) for t, j in made])
+        assert done == n
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1], counts
+    with workspace_context(ws):
+        assert set(ExtractionRun.objects.values_list("status", flat=True)) == {"succeeded"}
+        assert ExtractionRun.objects.filter(finished_at__isnull=True).count() == 0
+        assert AuditEvent.objects.filter(type="extraction.run.started").count() == 25
