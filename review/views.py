@@ -46,6 +46,7 @@ def queue(request):
     items, next_cursor = selectors.queue_items(filters=filters, user=request.user, cursor=request.GET.get("after"))
     counts = selectors.queue_counts_by_reason()
     base = reverse("review:queue", kwargs={"workspace_slug": request.workspace.slug})  # once, not per link
+    fields = handlers.field_keys(policy_for(workspace_id=request.workspace.pk))
     return render(
         request,
         "review/queue.html",
@@ -64,7 +65,10 @@ def queue(request):
             "next_url": _queue_url(request, filters, after=next_cursor, base=base) if next_cursor else "",
             "after": request.GET.get("after", ""),
             "first_page_url": _queue_url(request, filters, base=base) if request.GET.get("after") else "",
-            "fields": handlers.field_keys(policy_for(workspace_id=request.workspace.pk)),
+            "fields": fields,
+            # The filter form is cached per what it shows ({% cache %}): these and the filters.
+            "fields_key": "\x1f".join(fields),
+            "language": translation.get_language(),
         },
     )
 

@@ -334,3 +334,18 @@ def test_a_renewed_claim_keeps_its_start_and_a_new_one_restarts_it(ws, people):
         ReviewItem.objects.filter(pk=item.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
         review_item_claim(item=item, user=rob)
         assert ReviewItem.objects.get(pk=item.pk).claimed_at > started
+
+
+def test_the_cached_filter_form_shows_each_request_its_own_filters(ws, people):
+    """The queue's filter form is a cached fragment ({% cache %}), keyed by what it shows."""
+    rita, _rob, _vic = people
+    client = Client()
+    client.force_login(rita)
+    url = reverse("review:queue", kwargs={"workspace_slug": ws.slug})
+    approved = client.get(url, {"status": "approved"}).content.decode()
+    rejected = client.get(url, {"status": "rejected", "sort": "oldest"}).content.decode()
+    again = client.get(url, {"status": "approved"}).content.decode()  # from the cache now
+    assert '<option value="approved" selected>' in again and '<option value="oldest" selected>' not in again
+    assert '<option value="approved" selected>' in approved and '<option value="rejected" selected>' not in approved
+    assert '<option value="rejected" selected>' in rejected and '<option value="approved" selected>' not in rejected
+    assert '<option value="oldest" selected>' in rejected and '<option value="oldest" selected>' not in approved
