@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -20,7 +21,7 @@ from django.utils import timezone, translation
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
-from review import handlers, selectors, services
+from review import handlers, item_page, selectors, services
 from review.forms import CURRENCIES, initial_for, value_from_post
 from review.models import ReviewItem
 from workspaces import display
@@ -145,12 +146,9 @@ EDIT_SESSION_KEY = "review_edit_refused"
 
 @member_required()
 def item(request, pk):
-    review_item = get_object_or_404(
-        ReviewItem.objects.select_related(
-            "thread", "field_value", "assigned_to", "resolved_by", "association_candidate"
-        ),
-        pk=pk,
-    )
+    review_item = selectors.item_for_page(pk=pk)
+    if review_item is None:
+        raise Http404("No review item matches the given query.")
     filters = selectors.QueueFilters.from_query(request.GET)
     held_by_other = False
     if review_item.status == ReviewItem.Status.OPEN and request.membership.can_decide:
@@ -164,15 +162,19 @@ def item(request, pk):
     if refused and refused.get("item") != review_item.pk:
         refused = None
     edit_errors = (refused or {}).get("errors") or {}
+    slug = request.workspace.slug
     context = {
         "item": review_item,
         "filters": filters,
         "querystring": filters.querystring(),
-        "messages_in_thread": selectors.item_messages(item=review_item),
-        "history": selectors.item_history(item=review_item),
+        "hidden_inputs": item_page.hidden_inputs(filters),
+        "messages_in_thread": item_page.message_entries(selectors.item_messages(item=review_item)),
+        "history_html": item_page.history_html(selectors.item_history(item=review_item)),
         "prev_url": _item_url(request, prev_id, filters) if prev_id else "",
         "next_url": _item_url(request, next_id, filters) if next_id else "",
         "queue_url": _queue_url(request, filters),
+        # Each form's action once, not once per form (reverse() is slow).
+        "decide_url": reverse("review:decide", kwargs={"workspace_slug": slug, "pk": review_item.pk}),
         "held_by_other": held_by_other,
         "can_decide": request.membership.can_decide and not held_by_other,
         "field_type": field_type,
