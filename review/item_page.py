@@ -13,13 +13,31 @@ from html import escape
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template.defaultfilters import date as date_filter
+from django.urls import reverse
+from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
 
 def local_date(value, format_string: str) -> str:
-    """As ``{{ value|date:format_string }}``: in the current time zone, "" for no date."""
-    return date_filter(template_localtime(value), format_string)
+    """As ``{{ value|date:format_string }}``: in the current time zone, "" for no date. The
+    page's three formats are written directly (the filter costs about 0.1 ms a date)."""
+    if value is None:
+        return ""
+    local = template_localtime(value)
+    if format_string == "c":
+        return local.isoformat()  # as DateFormat.c
+    if format_string in _FORMATS:
+        month = MONTHS_3[local.month].title()  # as DateFormat.M, in the active language
+        return _FORMATS[format_string].format(month=month, d=local)
+    return date_filter(local, format_string)
+
+
+# As DateFormat writes M (month, 3 letters), j (day), Y (year, 4 digits), H and i (00-23, 00-59).
+_FORMATS = {
+    "M j, Y H:i": "{month} {d.day}, {d.year:04d} {d.hour:02d}:{d.minute:02d}",
+    "M j H:i": "{month} {d.day} {d.hour:02d}:{d.minute:02d}",
+}
 
 
 def body_html(segments) -> SafeString:
@@ -35,14 +53,42 @@ def body_html(segments) -> SafeString:
     return mark_safe("".join(out))  # noqa: S308 - built from escaped values above
 
 
-def message_entries(entries: list[dict]) -> list[dict]:
-    """``selectors.item_messages`` entries with the text each one shows worked out."""
+def messages_html(entries: list[dict], *, workspace_slug: str) -> SafeString:
+    """The thread's messages (``selectors.item_messages`` entries), one ``<article>`` each."""
+    if not entries:
+        return mark_safe('<p class="empty">This item has no thread.</p>')
+    out = []
     for entry in entries:
-        message = entry["message"]
-        entry["body_html"] = body_html(entry["segments"]) if message.parse_status == "parsed" else ""
-        entry["sent_iso"] = local_date(message.sent_at, "c")
-        entry["sent_display"] = local_date(message.sent_at, "M j, Y H:i")
-    return entries
+        m = entry["message"]
+        folder = f'<span class="folder" title="Mail folder">{escape(m.folder)}</span>' if m.folder else ""
+        out.append(
+            f'<article class="message{" has-evidence" if entry["has_evidence"] else ""}" id="message-{m.pk}">\n'
+            f"    <header><strong>{escape(m.from_name or m.from_email)}</strong>\n"
+            f'      <span class="addr">&lt;{escape(m.from_email)}&gt;</span>\n'
+            f'      <time datetime="{escape(local_date(m.sent_at, "c"))}">'
+            f"{escape(local_date(m.sent_at, 'M j, Y H:i'))}</time>\n"
+            f"      {folder}</header>\n"
+        )
+        if m.parse_status != "parsed":
+            raw = reverse("threads:message-raw", kwargs={"workspace_slug": workspace_slug, "message_id": m.pk})
+            out.append(
+                f'    <p class="warning parse-status"><strong>{escape(str(m.get_parse_status_display()))}</strong>'
+                + (": stored, not parsed yet" if m.parse_status == "received" else "")
+                + (f": <code>{escape(m.parse_error)}</code>" if m.parse_error else "")
+                + f'\n      · <a href="{escape(raw)}" download>raw message (.eml)</a></p>\n'
+            )
+        else:
+            out.append(f'    <pre class="body">{body_html(entry["segments"])}</pre>\n')
+            if entry["cut"]:
+                whole = reverse("threads:message-text", kwargs={"workspace_slug": workspace_slug, "message_id": m.pk})
+                around = ", and the text around each piece of evidence" if entry["has_evidence"] else ""
+                out.append(
+                    f'    <p class="cut-note">Long message: showing the first {escape(str(intcomma(entry["limit"])))}'
+                    f" of {escape(str(intcomma(entry['length'])))} characters{around}."
+                    f' <a href="{escape(whole)}?part=reply">The whole text</a></p>\n'
+                )
+        out.append("  </article>\n  ")
+    return mark_safe("".join(out))  # noqa: S308 - built from escaped values above
 
 
 def history_html(events) -> SafeString:

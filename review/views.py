@@ -168,7 +168,7 @@ def item(request, pk):
         "filters": filters,
         "querystring": filters.querystring(),
         "hidden_inputs": item_page.hidden_inputs(filters),
-        "messages_in_thread": item_page.message_entries(selectors.item_messages(item=review_item)),
+        "messages_html": item_page.messages_html(selectors.item_messages(item=review_item), workspace_slug=slug),
         "history_html": item_page.history_html(selectors.item_history(item=review_item)),
         "prev_url": _item_url(request, prev_id, filters) if prev_id else "",
         "next_url": _item_url(request, next_id, filters) if next_id else "",
