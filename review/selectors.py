@@ -337,11 +337,13 @@ def item_messages(*, item: ReviewItem) -> list[dict]:
         if isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int):
             by_message.setdefault(span.get("message_id"), []).append((span["start"], span["end"]))
     limit = body_display_limit()
-    with connection.cursor() as cursor:
-        cursor.execute(ITEM_QUERIES["item_message_rows"], {"thread": item.thread_id, "limit": limit})
-        rows = cursor.fetchall()
-        if [column.name for column in cursor.description[:-2]] != list(_MESSAGE_FIELDS):
-            raise RuntimeError("review/sql/item.sql item_message_rows must select _MESSAGE_FIELDS, in model order")
+    rows = getattr(item, "message_rows", None)  # read with the item (item_for_page)
+    if rows is None:
+        with connection.cursor() as cursor:
+            cursor.execute(ITEM_QUERIES["item_message_rows"], {"thread": item.thread_id, "limit": limit})
+            rows = cursor.fetchall()
+            if [column.name for column in cursor.description[:-2]] != list(_MESSAGE_FIELDS):
+                raise RuntimeError("review/sql/item.sql item_message_rows must select _MESSAGE_FIELDS, in model order")
     entries = []
     for *values, reply_head, reply_length in rows:
         m = Message.from_db(None, _MESSAGE_FIELDS, values)  # only these fields: a model instance costs per column
@@ -371,32 +373,45 @@ class HistoryEvent:
 
 
 def item_history(*, item: ReviewItem) -> list[HistoryEvent]:
+    """The item's audit events, oldest first (at most 50)."""
+    events = getattr(item, "history", None)  # read with the item (item_for_page)
+    if events is not None:
+        return events
     with connection.cursor() as cursor:
         cursor.execute(ITEM_QUERIES["item_history"], {"pk": item.pk})
         return [HistoryEvent(*row) for row in cursor.fetchall()]
 
 
 _ITEM_FIELDS = tuple(f.attname for f in ReviewItem._meta.concrete_fields)
+_ITEM_PAGE_EXTRAS = (
+    *("thread_subject", "assignee_name", "history_created_at", "history_type", "history_actor", "message_id"),
+    *("message_subject", "from_email", "from_name", "sent_at", "parse_status", "parse_error", "folder"),
+    *("reply_head", "reply_length"),
+)
 
 
 def item_for_page(*, pk: int) -> ReviewItem | None:
-    """The review item (None when it is not there, or not in this workspace), with
-    ``thread_subject`` and ``assignee_name``: what the item page shows of the thread and the
-    assignee. One named statement (review/sql/item.sql), no ORM compilation."""
+    """The review item (None when it is not there, or not in this workspace) with what its
+    page shows besides j/k, in one named statement (review/sql/item.sql, no ORM compilation):
+    ``thread_subject``, ``assignee_name``, and the rows ``item_history`` and ``item_messages``
+    read when they are not given (``history``, ``message_rows``)."""
     with connection.cursor() as cursor:
-        cursor.execute(ITEM_QUERIES["item_row"], {"pk": pk})
+        cursor.execute(ITEM_QUERIES["item_row"], {"pk": pk, "limit": body_display_limit()})
         row = cursor.fetchone()
-        names = [column.name for column in cursor.description]
+        names = tuple(column.name for column in cursor.description)
+    if names != (*(f.column for f in ReviewItem._meta.concrete_fields), *_ITEM_PAGE_EXTRAS):
+        raise RuntimeError("review/sql/item.sql item_row must select review_reviewitem's columns in model order")
     if row is None:
         return None
-    if names[: len(_ITEM_FIELDS)] != [f.column for f in ReviewItem._meta.concrete_fields]:
-        raise RuntimeError("review/sql/item.sql item_row must select review_reviewitem's columns in model order")
-    values = list(row[: len(_ITEM_FIELDS)])
+    n = len(_ITEM_FIELDS)
+    values = list(row[:n])
     payload = _ITEM_FIELDS.index("payload_json")
     if isinstance(values[payload], str | bytes):  # Django leaves jsonb to the field's from_db_value
         values[payload] = json.loads(values[payload])
     item = ReviewItem.from_db(connection.alias, _ITEM_FIELDS, values)
-    item.thread_subject, item.assignee_name = row[len(_ITEM_FIELDS) :]
+    item.thread_subject, item.assignee_name, created, types, actors, *messages = row[n:]
+    item.history = [HistoryEvent(*event) for event in zip(created or [], types or [], actors or [], strict=True)]
+    item.message_rows = list(zip(*(column or [] for column in messages), strict=True))
     return item
 
 

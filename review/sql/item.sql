@@ -3,14 +3,41 @@
 -- context: row-level security filters every table read here, as it does the ORM's queries.
 
 -- name: item_row
--- One review item with the thread's subject and the assignee's name (the page shows no
--- other column of either); no row when it is not there (or not in this workspace).
+-- One review item with what its page shows besides j/k, in one round trip: the thread's
+-- subject, the assignee's name, the item's history (as item_history) and the thread's
+-- messages (as item_message_rows), each as arrays in their order. No row when the item is not
+-- there (or not in this workspace).
 SELECT i.id, i.workspace_id, i.thread_id, i.field_value_id, i.association_candidate_id, i.reason, i.subject_key,
        i.status, i.payload_json, i.assigned_to_id, i.claimed_until, i.claimed_at, i.skipped_by, i.resolved_by_id,
-       i.resolved_at, i.version, i.created_at, t.subject AS thread_subject, u.username AS assignee_name
+       i.resolved_at, i.version, i.created_at, t.subject AS thread_subject, u.username AS assignee_name,
+       h.created_at AS history_created_at, h.type AS history_type, h.username AS history_actor,
+       m.id AS message_id, m.subject AS message_subject, m.from_email, m.from_name, m.sent_at, m.parse_status,
+       m.parse_error, m.folder, m.reply_head, m.reply_length
 FROM review_reviewitem i
 LEFT JOIN threads_thread t ON t.id = i.thread_id
 LEFT JOIN auth_user u ON u.id = i.assigned_to_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(e.created_at ORDER BY e.n) AS created_at, array_agg(e.type ORDER BY e.n) AS type,
+           array_agg(e.username ORDER BY e.n) AS username
+    FROM (SELECT e.created_at, e.type, a.username, row_number() OVER (ORDER BY e.created_at) AS n
+          FROM workspaces_auditevent e
+          LEFT JOIN auth_user a ON a.id = e.actor_id
+          WHERE e.review_item_id = i.id
+          ORDER BY e.created_at
+          LIMIT 50) e
+) h
+CROSS JOIN LATERAL (
+    SELECT array_agg(m.id ORDER BY m.n) AS id, array_agg(m.subject ORDER BY m.n) AS subject,
+           array_agg(m.from_email ORDER BY m.n) AS from_email, array_agg(m.from_name ORDER BY m.n) AS from_name,
+           array_agg(m.sent_at ORDER BY m.n) AS sent_at, array_agg(m.parse_status ORDER BY m.n) AS parse_status,
+           array_agg(m.parse_error ORDER BY m.n) AS parse_error, array_agg(m.folder ORDER BY m.n) AS folder,
+           array_agg(m.reply_head ORDER BY m.n) AS reply_head, array_agg(m.reply_length ORDER BY m.n) AS reply_length
+    FROM (SELECT id, subject, from_email, from_name, sent_at, parse_status, parse_error, folder,
+                 substr(reply_text, 1, %(limit)s) AS reply_head, length(reply_text) AS reply_length,
+                 row_number() OVER (ORDER BY sent_at, created_at, id) AS n
+          FROM threads_message
+          WHERE thread_id = i.thread_id) m
+) m
 WHERE i.id = %(pk)s;
 
 -- name: queue_neighbours

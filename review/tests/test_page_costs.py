@@ -276,7 +276,7 @@ def test_an_item_held_by_another_is_not_taken_and_an_expired_claim_is(ws, rita):
 # membership and the policy each went alone (the policy twice on the item page), as did each
 # of j/k's probes and, on every view of an item, the claim's UPDATE.
 QUEUE_ROUND_TRIPS = 10
-ITEM_ROUND_TRIPS = 11
+ITEM_ROUND_TRIPS = 9
 
 
 def test_the_queue_and_item_pages_take_a_fixed_small_number_of_round_trips(ws, rita):
