@@ -219,16 +219,16 @@ def job_failed_item_open(*, workspace_id: int, job_id: int, task: str, attempts:
 # --- claims ------------------------------------------------------------------------------------
 
 
-def review_item_claim(*, item: ReviewItem, user, fresh: bool = False) -> bool:
+def review_item_claim(*, item: ReviewItem, user, fresh: bool = False, policy: dict | None = None) -> bool:
     """Claim an open item for this reviewer for the policy's claim time; False if someone else
     holds it. A new claim (not a renewal of mine) starts the clock a decision's seconds count from.
 
     ``fresh``: ``item`` was read in this transaction (the item page's GET). When it shows my
     claim with at least half the claim time left, nothing is written: a reviewer paging back
     and forth costs no UPDATE (and no WAL flush) per view, and the claim is renewed once it
-    is half spent."""
+    is half spent. ``policy``: the workspace's, when the caller has read it already."""
     now = timezone.now()
-    seconds = policy_for(workspace_id=item.workspace_id)["review_claim_seconds"]
+    seconds = (policy or policy_for(workspace_id=item.workspace_id))["review_claim_seconds"]
     if (
         fresh
         and item.status == ReviewItem.Status.OPEN

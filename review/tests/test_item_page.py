@@ -213,3 +213,21 @@ def test_what_the_item_page_writes_itself_is_escaped_and_the_evidence_marked(ws,
     ) in html
     assert "review_item.&lt;opened&gt; by rita</li>" in html
     assert f'id="message-{message.pk}"' in html
+    decide = reverse("review:decide", kwargs={"workspace_slug": ws.slug, "pk": item.pk})
+    assert html.count(f'action="{decide}"') == 4  # approve, reject, skip, edit (assigned to rita by opening it)
+
+
+def test_the_item_pages_links_carry_the_filters(ws, people):
+    rita, _ = people
+    with workspace_context(ws):
+        older, newer = ReviewItemFactory(workspace=ws), ReviewItemFactory(workspace=ws)
+        ReviewItem.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    query = "status=all&sort=oldest"
+    page = client_for(rita).get(
+        reverse("review:item", kwargs={"workspace_slug": ws.slug, "pk": older.pk}) + "?" + query
+    )
+    html = page.content.decode()
+    next_url = reverse("review:item", kwargs={"workspace_slug": ws.slug, "pk": newer.pk}) + "?" + query
+    assert f'<a href="{next_url.replace("&", "&amp;")}" data-key="j" rel="next">' in html
+    assert 'rel="prev"' not in html
+    assert '<input type="hidden" name="status" value="all"><input type="hidden" name="sort" value="oldest">' in html
