@@ -113,3 +113,15 @@ LEFT JOIN auth_user u ON u.id = e.actor_id
 WHERE e.review_item_id = %(pk)s
 ORDER BY e.created_at
 LIMIT 50;
+
+-- name: item_claim
+-- Claim an open item for a reviewer (review.services.review_item_claim) unless someone else
+-- holds a live claim on it; renewing my own live claim keeps when it began (claimed_at).
+UPDATE review_reviewitem
+SET assigned_to_id = %(user)s,
+    claimed_until = %(until)s,
+    claimed_at = CASE WHEN assigned_to_id = %(user)s AND claimed_until >= %(now)s AND claimed_at IS NOT NULL
+                      THEN claimed_at ELSE %(now)s END
+WHERE id = %(pk)s
+  AND status = 'open'
+  AND (claimed_until IS NULL OR claimed_until < %(now)s OR assigned_to_id = %(user)s);
