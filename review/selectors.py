@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, Min, Q
-from django.db.models.functions import Length, Substr
+from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from review.models import ReviewItem
-from review.sql import QUERIES
+from review.sql import ITEM_QUERIES, QUERIES
 from threads.highlight import text_cut
 from threads.models import Message
 from threads.selectors import body_display_limit
@@ -166,14 +166,6 @@ def _keyset_later(filters: QueueFilters, created_at, pk) -> Q:
     return _before(created_at, pk) if filters.sort == "newest" else _after(created_at, pk)
 
 
-def _keyset_earlier(filters: QueueFilters, created_at, pk) -> Q:
-    return _after(created_at, pk) if filters.sort == "newest" else _before(created_at, pk)
-
-
-def _backwards(order: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f[1:] if f.startswith("-") else f"-{f}" for f in order)
-
-
 def decided_value(item: ReviewItem) -> dict | None:
     """What a decision made of the item's value: ``{"value", "edited", "proposed"}`` for a
     decided value item (an edit shows the reviewer's value beside the proposed one)."""
@@ -229,28 +221,25 @@ def queue_neighbours(*, item: ReviewItem, filters: QueueFilters, user) -> tuple[
     """The items before and after this one in queue order (for j/k and 'next after a decision').
 
     Within the item's part of the queue (skipped by me or not) first, then across the border
-    between the parts: each probe is an index range scan that stops at its first row, and the
-    three go to PostgreSQL as one statement (one round trip)."""
-    base = _ordered(filters, user).exclude(pk=item.pk)
+    between the parts: one named statement (review/sql/item.sql), each probe an index range
+    scan that stops at its first row, compiled by no ORM on every view of an item."""
     skipped = user.pk in (item.skipped_by or [])
-    order = SORTS[filters.sort]
-    here = _part(base, skipped=skipped)
-    probes = [
-        here.filter(_keyset_earlier(filters, item.created_at, item.pk)).order_by(*_backwards(order)),
-        here.filter(_keyset_later(filters, item.created_at, item.pk)).order_by(*order),
-        # Across the border: before the first item I skipped comes the last one I did not;
-        # after the last one I did not skip comes the first one I skipped.
-        _part(base, skipped=False).order_by(*_backwards(order))
-        if skipped
-        else _part(base, skipped=True).order_by(*order),
-    ]
-    parts, params = [], []
-    for probe in probes:
-        text, values = probe.values_list("pk", flat=True)[:1].query.sql_with_params()
-        parts.append(f"({text})")
-        params.extend(values)
+    older = timezone.now() - timedelta(hours=filters.older_than_hours) if filters.older_than_hours else None
+    params = {
+        "pk": item.pk,
+        "created_at": item.created_at,
+        "user": user.pk,
+        "skipped": skipped,
+        "newest": filters.sort == "newest",
+        "status": filters.status,
+        "reason": filters.reason,
+        "field": filters.field,
+        "mine": filters.assignee == "me",
+        "unassigned": filters.assignee == "unassigned",
+        "older": older,
+    }
     with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
+        cursor.execute(ITEM_QUERIES["queue_neighbours"], params)
         prev_id, next_id, across = cursor.fetchone()
     if prev_id is None and skipped:
         prev_id = across
@@ -371,27 +360,82 @@ def item_messages(*, item: ReviewItem) -> list[dict]:
         if isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int):
             by_message.setdefault(span.get("message_id"), []).append((span["start"], span["end"]))
     limit = body_display_limit()
-    messages = (
-        Message.objects.filter(thread_id=item.thread_id)
-        .order_by("sent_at", "created_at", "pk")
-        .only("pk", "from_email", "from_name", "sent_at", "subject", "parse_status", "parse_error", "folder")
-        .annotate(reply_head=Substr("reply_text", 1, limit), reply_length=Length("reply_text"))
-    )
-    return [
-        {
-            "message": m,
-            "segments": _reply_segments(m, by_message.get(m.pk, []), limit),
-            "has_evidence": m.pk in by_message,
-            "cut": m.reply_length > limit,
-            "length": m.reply_length,
-            "limit": limit,
-        }
-        for m in messages
-    ]
+    rows = getattr(item, "message_rows", None)  # read with the item (item_for_page)
+    if rows is None:
+        with connection.cursor() as cursor:
+            cursor.execute(ITEM_QUERIES["item_message_rows"], {"thread": item.thread_id, "limit": limit})
+            rows = cursor.fetchall()
+            if [column.name for column in cursor.description[:-2]] != list(_MESSAGE_FIELDS):
+                raise RuntimeError("review/sql/item.sql item_message_rows must select _MESSAGE_FIELDS, in model order")
+    entries = []
+    for *values, reply_head, reply_length in rows:
+        m = Message.from_db(None, _MESSAGE_FIELDS, values)  # only these fields: a model instance costs per column
+        m.reply_head, m.reply_length = reply_head, reply_length
+        entries.append(
+            {
+                "message": m,
+                "segments": _reply_segments(m, by_message.get(m.pk, []), limit),
+                "has_evidence": m.pk in by_message,
+                "cut": m.reply_length > limit,
+                "length": m.reply_length,
+                "limit": limit,
+            }
+        )
+    return entries
 
 
-def item_history(*, item: ReviewItem) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(review_item_id=item.pk).select_related("actor").order_by("created_at")[:50])
+# In the model's field order (Model.from_db takes the values in that order).
+_MESSAGE_FIELDS = ("id", "subject", "from_email", "from_name", "sent_at", "parse_status", "parse_error", "folder")
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    created_at: datetime
+    type: str
+    actor_name: str | None  # None: done by the system
+
+
+def item_history(*, item: ReviewItem) -> list[HistoryEvent]:
+    """The item's audit events, oldest first (at most 50)."""
+    events = getattr(item, "history", None)  # read with the item (item_for_page)
+    if events is not None:
+        return events
+    with connection.cursor() as cursor:
+        cursor.execute(ITEM_QUERIES["item_history"], {"pk": item.pk})
+        return [HistoryEvent(*row) for row in cursor.fetchall()]
+
+
+_ITEM_FIELDS = tuple(f.attname for f in ReviewItem._meta.concrete_fields)
+_ITEM_PAGE_EXTRAS = (
+    *("thread_subject", "assignee_name", "history_created_at", "history_type", "history_actor", "message_id"),
+    *("message_subject", "from_email", "from_name", "sent_at", "parse_status", "parse_error", "folder"),
+    *("reply_head", "reply_length"),
+)
+
+
+def item_for_page(*, pk: int) -> ReviewItem | None:
+    """The review item (None when it is not there, or not in this workspace) with what its
+    page shows besides j/k, in one named statement (review/sql/item.sql, no ORM compilation):
+    ``thread_subject``, ``assignee_name``, and the rows ``item_history`` and ``item_messages``
+    read when they are not given (``history``, ``message_rows``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(ITEM_QUERIES["item_row"], {"pk": pk, "limit": body_display_limit()})
+        row = cursor.fetchone()
+        names = tuple(column.name for column in cursor.description)
+    if names != (*(f.column for f in ReviewItem._meta.concrete_fields), *_ITEM_PAGE_EXTRAS):
+        raise RuntimeError("review/sql/item.sql item_row must select review_reviewitem's columns in model order")
+    if row is None:
+        return None
+    n = len(_ITEM_FIELDS)
+    values = list(row[:n])
+    payload = _ITEM_FIELDS.index("payload_json")
+    if isinstance(values[payload], str | bytes):  # Django leaves jsonb to the field's from_db_value
+        values[payload] = json.loads(values[payload])
+    item = ReviewItem.from_db(connection.alias, _ITEM_FIELDS, values)
+    item.thread_subject, item.assignee_name, created, types, actors, *messages = row[n:]
+    item.history = [HistoryEvent(*event) for event in zip(created or [], types or [], actors or [], strict=True)]
+    item.message_rows = list(zip(*(column or [] for column in messages), strict=True))
+    return item
 
 
 # --- the dashboard -----------------------------------------------------------------------

@@ -41,12 +41,13 @@ import uuid
 from datetime import timedelta
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Func, Q, Value, When
 from django.utils import timezone
 
 from review.handlers import handler_for
 from review.models import ReviewItem
+from review.sql import ITEM_QUERIES
 from workspaces.selectors import membership_get, policy_for
 from workspaces.services import audit_event_record
 
@@ -219,16 +220,16 @@ def job_failed_item_open(*, workspace_id: int, job_id: int, task: str, attempts:
 # --- claims ------------------------------------------------------------------------------------
 
 
-def review_item_claim(*, item: ReviewItem, user, fresh: bool = False) -> bool:
+def review_item_claim(*, item: ReviewItem, user, fresh: bool = False, policy: dict | None = None) -> bool:
     """Claim an open item for this reviewer for the policy's claim time; False if someone else
     holds it. A new claim (not a renewal of mine) starts the clock a decision's seconds count from.
 
     ``fresh``: ``item`` was read in this transaction (the item page's GET). When it shows my
     claim with at least half the claim time left, nothing is written: a reviewer paging back
     and forth costs no UPDATE (and no WAL flush) per view, and the claim is renewed once it
-    is half spent."""
+    is half spent. ``policy``: the workspace's, when the caller has read it already."""
     now = timezone.now()
-    seconds = policy_for(workspace_id=item.workspace_id)["review_claim_seconds"]
+    seconds = (policy or policy_for(workspace_id=item.workspace_id))["review_claim_seconds"]
     if (
         fresh
         and item.status == ReviewItem.Status.OPEN
@@ -238,16 +239,14 @@ def review_item_claim(*, item: ReviewItem, user, fresh: bool = False) -> bool:
         and item.claimed_until - now >= timedelta(seconds=seconds / 2)
     ):
         return True
-    mine = Q(assigned_to=user, claimed_until__gte=now, claimed_at__isnull=False)
-    claimed = ReviewItem.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(assigned_to=user),
-        pk=item.pk,
-        status=ReviewItem.Status.OPEN,
-    ).update(
-        assigned_to=user,
-        claimed_until=now + timedelta(seconds=seconds),
-        claimed_at=Case(When(mine, then=F("claimed_at")), default=Value(now)),
-    )
+    # Named SQL (review/sql/item.sql): the item page's GET runs it, and the ORM's compilation
+    # of this UPDATE cost more than the statement.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ITEM_QUERIES["item_claim"],
+            {"pk": item.pk, "user": user.pk, "now": now, "until": now + timedelta(seconds=seconds)},
+        )
+        claimed = cursor.rowcount
     if claimed:
         item.assigned_to, item.claimed_until = user, now + timedelta(seconds=seconds)
     return bool(claimed)

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -20,7 +21,7 @@ from django.utils import timezone, translation
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
-from review import handlers, selectors, services
+from review import handlers, item_page, selectors, services
 from review.forms import CURRENCIES, initial_for, value_from_post
 from review.models import ReviewItem
 from workspaces import display
@@ -149,18 +150,15 @@ EDIT_SESSION_KEY = "review_edit_refused"
 
 @member_required()
 def item(request, pk):
-    review_item = get_object_or_404(
-        ReviewItem.objects.select_related(
-            "thread", "field_value", "assigned_to", "resolved_by", "association_candidate"
-        ),
-        pk=pk,
-    )
+    review_item = selectors.item_for_page(pk=pk)
+    if review_item is None:
+        raise Http404("No review item matches the given query.")
     filters = selectors.QueueFilters.from_query(request.GET)
+    policy = policy_for(workspace_id=request.workspace.pk)
     held_by_other = False
     if review_item.status == ReviewItem.Status.OPEN and request.membership.can_decide:
-        held_by_other = not services.review_item_claim(item=review_item, user=request.user, fresh=True)
+        held_by_other = not services.review_item_claim(item=review_item, user=request.user, fresh=True, policy=policy)
     prev_id, next_id = selectors.queue_neighbours(item=review_item, filters=filters, user=request.user)
-    policy = policy_for(workspace_id=request.workspace.pk)
     field_type = _field_type(review_item, policy)
     proposed = review_item.payload_json.get("proposed_value")
     # An edit refused on the POST before (Post/Redirect/Get): what was typed and why it was refused.
@@ -168,15 +166,22 @@ def item(request, pk):
     if refused and refused.get("item") != review_item.pk:
         refused = None
     edit_errors = (refused or {}).get("errors") or {}
+    # One reverse() for the page's links to items, not one per link (reverse() is slow).
+    prefix = reverse("review:item", kwargs={"workspace_slug": request.workspace.slug, "pk": 0}).removesuffix("0/")
+    query = filters.querystring()
     context = {
         "item": review_item,
         "filters": filters,
-        "querystring": filters.querystring(),
-        "messages_in_thread": selectors.item_messages(item=review_item),
-        "history": selectors.item_history(item=review_item),
-        "prev_url": _item_url(request, prev_id, filters) if prev_id else "",
-        "next_url": _item_url(request, next_id, filters) if next_id else "",
+        "querystring": query,
+        "hidden_inputs": item_page.hidden_inputs(filters),
+        "messages_html": item_page.messages_html(
+            selectors.item_messages(item=review_item), workspace_slug=request.workspace.slug
+        ),
+        "history_html": item_page.history_html(selectors.item_history(item=review_item)),
+        "prev_url": f"{prefix}{prev_id}/" + (f"?{query}" if query else "") if prev_id else "",
+        "next_url": f"{prefix}{next_id}/" + (f"?{query}" if query else "") if next_id else "",
         "queue_url": _queue_url(request, filters),
+        "decide_url": f"{prefix}{review_item.pk}/decide/",  # review/urls.py: items/<pk>/decide/
         "held_by_other": held_by_other,
         "can_decide": request.membership.can_decide and not held_by_other,
         "field_type": field_type,
