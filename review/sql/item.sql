@@ -19,11 +19,11 @@ LEFT JOIN auth_user u ON u.id = i.assigned_to_id
 CROSS JOIN LATERAL (
     SELECT array_agg(e.created_at ORDER BY e.n) AS created_at, array_agg(e.type ORDER BY e.n) AS type,
            array_agg(e.username ORDER BY e.n) AS username
-    FROM (SELECT e.created_at, e.type, a.username, row_number() OVER (ORDER BY e.created_at) AS n
+    FROM (SELECT e.created_at, e.type, a.username, row_number() OVER (ORDER BY e.created_at, e.id) AS n
           FROM workspaces_auditevent e
           LEFT JOIN auth_user a ON a.id = e.actor_id
           WHERE e.review_item_id = i.id
-          ORDER BY e.created_at
+          ORDER BY e.created_at, e.id
           LIMIT 50) e
 ) h
 CROSS JOIN LATERAL (
@@ -111,7 +111,7 @@ SELECT e.created_at, e.type, u.username
 FROM workspaces_auditevent e
 LEFT JOIN auth_user u ON u.id = e.actor_id
 WHERE e.review_item_id = %(pk)s
-ORDER BY e.created_at
+ORDER BY e.created_at, e.id
 LIMIT 50;
 
 -- name: item_claim

@@ -5,7 +5,6 @@ On the real database as the app role, under row-level security."""
 
 import datetime
 import itertools
-import json
 import zoneinfo
 from datetime import timedelta
 
@@ -22,7 +21,6 @@ from review.item_page import local_date
 from review.models import ReviewItem
 from review.services import review_item_skip
 from review.tests.factories import ReviewItemFactory
-from review.tests.test_page_costs import scanned_rows
 from threads.tests.factories import MessageFactory, ThreadFactory
 from workspaces.rls import workspace_context
 from workspaces.services import audit_event_record, membership_add, workspace_create
@@ -148,17 +146,8 @@ def test_the_item_is_read_with_its_history_and_messages_in_one_statement(ws, peo
         ]
         assert [row[1] for row in item.message_rows] == ["Hello", "Hello"]
         assert [entry["segments"][0].text for entry in selectors.item_messages(item=item)] == ["First", "Second"]
-        with connection.cursor() as cursor:
-            # Small tables, never analyzed: without this the planner reads them whole. (Not
-            # enable_sort = off, as test_page_costs.explain: a thread's messages are sorted.)
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {captured.captured_queries[0]['sql']}")
-            raw = cursor.fetchone()[0]
-        plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
-    # The history by its own index (another item's events are not read). The item, its thread
-    # and the thread's messages are read however the planner likes on tables this small and
-    # never analyzed (on bench/web.py's analyzed database: by their primary key and thread_id).
-    assert scanned_rows(plan, "workspaces_auditevent") <= 2
+    # Which index reads the history is checked on analyzed tables in test_page_costs.py (the
+    # planner's choice on these small, never analyzed ones depends on what earlier tests left).
 
 
 def test_an_item_of_another_workspace_or_none_is_not_found(ws, people):
