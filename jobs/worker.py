@@ -239,8 +239,16 @@ class Worker:
         """Claim up to ``limit`` jobs (due or with an expired lease) for this worker."""
         if limit <= 0 or not self.tasks:
             return []
+        rows = db.queue_fetch("claim_jobs", self.claim_params(limit))
+        jobs = sorted((_claimed(row) for row in rows), key=lambda j: (-j.priority, j.id))
+        with self._held_lock:
+            self._held.update((j.id, j.attempt) for j in jobs)
+        return jobs
+
+    def claim_params(self, limit: int) -> dict:
+        """The parameters of this worker's claim (``claim_jobs``) of up to ``limit`` jobs."""
         sizes = self._batch_sizes()
-        params = {
+        return {
             "limit": limit,
             "tasks": self.tasks,
             "worker": self.worker_id,
@@ -248,11 +256,6 @@ class Worker:
             "batch_tasks": list(sizes),
             "batch_sizes": list(sizes.values()),
         }
-        rows = db.queue_fetch("claim_jobs", params)
-        jobs = sorted((_claimed(row) for row in rows), key=lambda j: (-j.priority, j.id))
-        with self._held_lock:
-            self._held.update((j.id, j.attempt) for j in jobs)
-        return jobs
 
     def _batch_sizes(self) -> dict[str, int]:
         """Batch size of each of this worker's batched tasks (``@task(batch=N, many=...)``), at

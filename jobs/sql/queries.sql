@@ -101,8 +101,10 @@ SET status = 'running', locked_by = %(worker)s, locked_at = now(),
     attempts = job.attempts + CASE WHEN job.id = (SELECT id FROM first) AND job.attempts < job.max_attempts
                                    THEN 1 ELSE 0 END,
     started_at = CASE WHEN job.id = (SELECT id FROM first) AND job.attempts < job.max_attempts THEN now() END
-FROM picked
-WHERE job.id = picked.id
+-- The ids as an array, not a join: the planner cannot know how few rows the CTEs pick (their
+-- LIMITs are expressions), and joining an estimate of thousands took a scan of the whole table
+-- (1.4 s a claim at a million jobs); an array of ids is read by primary key.
+WHERE job.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING job.id, job.workspace_id, job.task, job.payload, job.attempts, job.max_attempts, job.priority,
           job.started_at IS NOT NULL;
 
