@@ -80,6 +80,7 @@ CI runs the smoke.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -149,37 +150,55 @@ RUN = {"run": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": ""}
 class Record:
     """What has been measured on one size database, in ``var/bench/<database>.json``: written
     whole (to a temporary file, then renamed) each time a phase finishes or notes progress, so
-    a run cut off at any moment leaves the last good record."""
+    a run cut off at any moment leaves the last good record. Runs of different phases of the
+    same database may run at once (``--phases pages,rls`` beside ``--phases bloat``): each
+    writes under a lock over what is on disk then, taking from its own copy only what it set."""
 
     def __init__(self, db: str):
         self.db = db
         self.path = RECORDS / f"{db}.json"
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {"database": db}
+        self._mine: set[tuple[str, str]] = set()  # ("phase" | "progress", name) this run set
 
     def phase(self, name: str) -> dict | None:
         return self.data.get(name)
 
     def progress(self, name: str) -> dict:
+        self._mine.add(("progress", name))
         return self.data.setdefault("progress", {}).setdefault(name, {})
 
     def finish(self, name: str, figures: dict) -> None:
         self.data[name] = {**figures, "run": RUN["run"], "code": RUN["code"], "finished": _now()}
         self.data.get("progress", {}).pop(name, None)
+        self._mine |= {("phase", name), ("progress", name)}
         self.save()
 
     def drop(self, name: str) -> None:
         self.data.pop(name, None)
+        self._mine.add(("phase", name))
         self.save()
 
     def save(self) -> None:
         RECORDS.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, self.path)
+        with open(RECORDS / f"{self.db}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = json.loads(self.path.read_text()) if self.path.exists() else {"database": self.db}
+            for kind, name in self._mine:
+                mine = self.data if kind == "phase" else self.data.get("progress", {})
+                theirs = disk if kind == "phase" else disk.setdefault("progress", {})
+                if name in mine:
+                    theirs[name] = mine[name]  # the same object: progress() callers keep theirs
+                else:
+                    theirs.pop(name, None)
+            self.data = disk
+            tmp = self.path.with_suffix(f".json.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
+            os.replace(tmp, self.path)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
         self.data = {"database": self.db}
+        self._mine.clear()
 
 
 def _now() -> str:
