@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from django.http import Http404
+from django.core.paginator import InvalidPage, Paginator
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -15,6 +16,8 @@ from workspaces.decorators import member_required
 from workspaces.selectors import policy_for
 
 GAUGE_RADIUS = 40
+# Deals per page of the list: what one screen reads, whatever the workspace's deal count.
+DEALS_PER_PAGE = 50
 
 
 def _frameworks(request) -> list[str]:
@@ -26,11 +29,24 @@ def deal_list(request):
     frameworks = _frameworks(request)
     framework = request.GET.get("framework") if request.GET.get("framework") in frameworks else frameworks[0]
     sort = request.GET.get("sort") if request.GET.get("sort") in selectors.SORTS else "-readiness"
-    deals = list(selectors.deal_list(framework=framework, sort=sort)[:500])
+    paginator = Paginator(selectors.deal_list(framework=framework, sort=sort), DEALS_PER_PAGE)
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except InvalidPage:
+        return HttpResponseBadRequest(
+            f"Bad page {request.GET.get('page')!r}: the deal list has pages 1 to {paginator.num_pages}."
+        )
     return render(
         request,
         "deals/deal_list.html",
-        {"deals": deals, "framework": framework, "frameworks": frameworks, "sort": sort, "nav": "deals"},
+        {
+            "deals": page.object_list,
+            "page": page,
+            "framework": framework,
+            "frameworks": frameworks,
+            "sort": sort,
+            "nav": "deals",
+        },
     )
 
 

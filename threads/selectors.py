@@ -15,6 +15,7 @@ from django.db.models import (
     Field,
     Func,
     IntegerField,
+    Lookup,
     Prefetch,
     Q,
     QuerySet,
@@ -93,9 +94,23 @@ def thread_list(*, workspace_id: int | None = None, query: str = "") -> QuerySet
         terms = ThreadTerm.objects.filter(term__gte=word, term__lt=_after_prefix(word))
         if workspace_id is not None:  # the same constant, for the terms' share of the workspace
             terms = terms.filter(workspace_id=workspace_id)
-        found = terms.values("thread_id")
-        threads = threads.filter(pk__in=found)
+        # id = ANY(ARRAY(...)): the matches' ids are read once (an InitPlan) and their threads
+        # fetched by primary key, so a search reads its matches, not the workspace. As a join
+        # (IN) the planner read every thread of a large workspace to hash them against the
+        # matches: 54 ms for 1,152 matches among 58,950 threads, 5 ms this way (bench/scale.py).
+        threads = threads.filter(InArray(F("pk"), terms.values("thread_id")))
     return threads
+
+
+class InArray(Lookup):
+    """``lhs = ANY(ARRAY(subquery))``: the subquery's rows as one array, computed once."""
+
+    lookup_name = "in_array"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY(ARRAY({rhs}))", [*lhs_params, *rhs_params]
 
 
 class Row(Func):

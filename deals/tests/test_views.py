@@ -82,6 +82,36 @@ def test_deal_list_query_count_does_not_grow_with_deals(ws, client):
     assert len(six) == len(one)
 
 
+def test_deal_list_goes_by_pages_of_fifty_keeping_framework_and_sort(ws, client):
+    import re
+
+    from deals.views import DEALS_PER_PAGE
+
+    with workspace_context(ws):
+        DealFactory.create_batch(2 * DEALS_PER_PAGE + 20, workspace=ws, title=factory_title())
+    url = reverse("deals:list", kwargs={"workspace_slug": "acme"})
+    titles = []
+    for number in (1, 2, 3):
+        html = client.get(f"{url}?framework=bant&sort=title&page={number}").content.decode()
+        shown = re.findall(r">(Deal \d{3})</a>", html)
+        assert len(shown) == (DEALS_PER_PAGE if number < 3 else 20), (number, len(shown))
+        assert f"page {number} of 3 (120 deals)" in html
+        if number < 3:
+            assert f"?framework=bant&amp;sort=title&amp;page={number + 1}" in html
+        titles += shown
+    assert titles == sorted(titles) and len(set(titles)) == 120  # every deal once, in order
+
+    bad = client.get(f"{url}?page=9")
+    assert bad.status_code == 400 and "pages 1 to 3" in bad.content.decode()
+    assert client.get(f"{url}?page=two").status_code == 400
+
+
+def factory_title():
+    import factory
+
+    return factory.Sequence(lambda n: f"Deal {n:03d}")
+
+
 def test_deal_page_shows_gauge_keys_states_evidence_links_threads_and_crm_log(ws, client):
     deal, link, message = ready_deal(
         ws, "Northwind pilot", [("budget", {"amount": 25000}, "verified"), ("authority", {"name": "Dan"}, "accepted")]

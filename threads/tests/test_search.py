@@ -99,6 +99,50 @@ def test_the_search_is_served_by_the_terms_index_under_row_level_security():
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_search_reads_its_matches_by_id_not_every_thread_of_the_workspace():
+    """The matching ids are read once as an array and their threads by primary key: no join
+    of the workspace's threads against the terms (which read a large workspace whole)."""
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    workspace = WorkspaceFactory()
+    now = timezone.now()
+    with workspace_context(workspace):
+        Thread.objects.bulk_create(
+            Thread(
+                workspace=workspace,
+                subject=f"Deal {n}" if n < 20 else f"Filler {n}",
+                last_message_at=now - timedelta(hours=n),
+            )
+            for n in range(1500)
+        )
+    with owner_connection() as conn, conn.cursor() as cursor:
+        cursor.execute("ANALYZE threads_thread, threads_threadterm")
+    with workspace_context(workspace):
+        sql, params = thread_list(query="deal", workspace_id=workspace.pk)[:51].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+            raw = cursor.fetchone()[0]
+        assert len(thread_list(query="deal", workspace_id=workspace.pk)) == 20
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    nodes, stack = [], [plan]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack += node.get("Plans", [])
+    assert not [n["Node Type"] for n in nodes if "Join" in n["Node Type"] or n["Node Type"] == "Nested Loop"], plan
+    read = sum(
+        n.get("Actual Rows", 0) * n.get("Actual Loops", 1) + n.get("Rows Removed by Filter", 0)
+        for n in nodes
+        if n.get("Relation Name") == "threads_thread"
+    )
+    assert read <= 20, json.dumps(plan, indent=1)
+
+
 def test_search_words_split_like_the_trigger():
     assert search_words("  Acme.Example  cfo@acme.example (Northwind)  acme ") == [
         "acme",
