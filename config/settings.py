@@ -218,6 +218,11 @@ THREADLINE_INGEST_POOL_MIN = env.int("THREADLINE_INGEST_POOL_MIN", default=500)
 # Pages show at most this many characters of a message's text or HTML (cut in SQL), with a
 # note and a link to the whole; evidence beyond the cut is shown in a window around it.
 THREADLINE_BODY_DISPLAY_MAX_CHARS = env.int("THREADLINE_BODY_DISPLAY_MAX_CHARS", default=100_000)
+# The dashboard's counted figures (every open item, 30 days of routing) are kept in a snapshot:
+# a view older than REFRESH asks a worker to count again (and shows the kept ones, with their
+# time); one older than STALE, as when no worker runs, counts them itself.
+DASHBOARD_REFRESH_SECONDS = env.float("DASHBOARD_REFRESH_SECONDS", default=30.0)
+DASHBOARD_STALE_SECONDS = env.float("DASHBOARD_STALE_SECONDS", default=600.0)
 # IMAP polling (manage.py poll_imap): credentials from the environment.
 IMAP_HOST = env("IMAP_HOST", default="")
 IMAP_PORT = env.int("IMAP_PORT", default=993)

@@ -39,6 +39,7 @@ DEAL_READINESS = "deal_readiness_recompute"
 CRM_SYNC_THREAD = "crm_sync_thread"
 CRM_WRITE_SEND = "crm_write_send"
 CRM_SYNC_DEALS = "crm_sync_deals"
+DASHBOARD_REFRESH = "dashboard_refresh"
 
 # The events, with the fields each carries.
 THREAD_CHANGED = "thread.changed"  # thread_id: new messages were threaded into it (any source)
@@ -51,6 +52,7 @@ FACTS_CHANGED = "deal.facts_changed"  # deal_id: a deal's facts changed
 CRM_WRITE_RETRY = "crm.write_retry"  # write_id, decided: a person asked to send a write (again)
 CRM_WRITE_LEASE_HELD = "crm.write_lease_held"  # write_id, run_after: a send found another's lease on the row
 CRM_DEALS_SYNC_DUE = "crm.deals_sync_due"  # run_after: the deal mirror's next periodic sync
+DASHBOARD_STALE = "review.dashboard_stale"  # a dashboard view found its counted figures old
 
 
 def _now(event: dict, policy: dict) -> timedelta:
@@ -188,6 +190,13 @@ TRANSITIONS: tuple[Transition, ...] = (
         payload=lambda e: {},
         delay=_at_run_after,
         why="the deal mirror refreshes itself periodically, without cron",
+    ),
+    Transition(
+        DASHBOARD_STALE,
+        DASHBOARD_REFRESH,
+        key=lambda e: "dashboard",
+        payload=lambda e: {},
+        why="the dashboard's counts of every open item and 30 days of routing are made by a worker, not by a view",
     ),
 )
 

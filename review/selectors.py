@@ -441,13 +441,16 @@ def item_for_page(*, pk: int) -> ReviewItem | None:
 # --- the dashboard -----------------------------------------------------------------------
 
 
-def dashboard_figures(*, days: int = 30) -> dict:
-    now = timezone.now()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+DASHBOARD_DAYS = 30
+
+
+def dashboard_counts(*, days: int = DASHBOARD_DAYS) -> dict:
+    """The dashboard's figures that count every open item and ``days`` of routing, as JSON
+    (the snapshot keeps them: review.models.DashboardSnapshot). Their cost grows with the
+    workspace (600 ms at a million messages), so views read them from the snapshot."""
+    since = timezone.now() - timedelta(days=days)
     open_items = ReviewItem.objects.filter(status=ReviewItem.Status.OPEN)
     oldest = open_items.aggregate(oldest=Min("created_at"))["oldest"]
-    per_reviewer = reviewer_figures(since=midnight)
-    since = now - timedelta(days=days)
     routed = AuditEvent.objects.filter(created_at__gte=since).aggregate(
         accepted=Count("id", filter=Q(type="field_value.accepted")),
         reviewed=Count(
@@ -456,16 +459,38 @@ def dashboard_figures(*, days: int = 30) -> dict:
             & ~Q(data_json__reason__in=["audit_sample", "association", "job_failed"]),
         ),
     )
-    total = routed["accepted"] + routed["reviewed"]
     return {
         "open_by_reason": queue_counts_by_reason(cap=None),
         "open_total": open_items.count(),
-        "oldest_age": (now - oldest) if oldest else None,
-        "decisions_today": per_reviewer,
-        "auto_accept_rate": (routed["accepted"] / total) if total else None,
+        "oldest_open_at": oldest.isoformat() if oldest else None,
         "auto_accepted": routed["accepted"],
         "sent_to_review": routed["reviewed"],
         "days": days,
+    }
+
+
+def dashboard_snapshot():
+    """The workspace's kept dashboard counts (``DashboardSnapshot``), or None before the first."""
+    from review.models import DashboardSnapshot
+
+    return DashboardSnapshot.objects.first()
+
+
+def dashboard_figures(*, counts: dict, as_of: datetime) -> dict:
+    """What the dashboard shows: ``counts`` (as of ``as_of``) and today's decisions, read live."""
+    now = timezone.now()
+    oldest = parse_datetime(counts["oldest_open_at"]) if counts.get("oldest_open_at") else None
+    total = counts["auto_accepted"] + counts["sent_to_review"]
+    return {
+        "open_by_reason": {key: counts["open_by_reason"].get(key, 0) for key in ReviewItem.Reason.values},
+        "open_total": counts["open_total"],
+        "oldest_age": (now - oldest) if oldest else None,
+        "decisions_today": reviewer_figures(since=now.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "auto_accept_rate": (counts["auto_accepted"] / total) if total else None,
+        "auto_accepted": counts["auto_accepted"],
+        "sent_to_review": counts["sent_to_review"],
+        "days": counts["days"],
+        "as_of": as_of,
     }
 
 

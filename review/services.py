@@ -46,7 +46,7 @@ from django.db.models import BigIntegerField, Case, F, Func, Q, Value, When
 from django.utils import timezone
 
 from review.handlers import handler_for
-from review.models import ReviewItem
+from review.models import DashboardSnapshot, ReviewItem
 from review.sql import ITEM_QUERIES
 from workspaces.selectors import membership_get, policy_for
 from workspaces.services import audit_event_record
@@ -508,3 +508,40 @@ def _conflict_message(item: ReviewItem, reviewer) -> str:
     if item.claimed_until and item.claimed_until > timezone.now() and item.assigned_to_id != reviewer.pk:
         return _held_message(item) + " Nothing was changed."
     return "This item changed since you opened it; nothing was changed. Look again before deciding."
+
+
+# --- the dashboard's snapshot ------------------------------------------------------------------
+
+
+def dashboard_snapshot_refresh(*, workspace_id: int) -> DashboardSnapshot:
+    """Count the dashboard's figures now and keep them as the workspace's snapshot (one row,
+    written over; call in the workspace's context). ``computed_at`` is when counting began."""
+    from review.selectors import dashboard_counts
+
+    started = timezone.now()
+    counts = dashboard_counts()
+    (row,) = DashboardSnapshot.objects.bulk_create(
+        [DashboardSnapshot(workspace_id=workspace_id, figures_json=counts, computed_at=started)],
+        update_conflicts=True,
+        unique_fields=["workspace"],
+        update_fields=["figures_json", "computed_at"],
+    )
+    return row
+
+
+def dashboard_snapshot_for_view(*, workspace_id: int) -> DashboardSnapshot:
+    """The snapshot a dashboard view shows: the kept one; older than DASHBOARD_REFRESH_SECONDS,
+    a worker is asked to count again (one job at a time: ``dashboard_refresh``); missing or
+    older than DASHBOARD_STALE_SECONDS (no worker came), counted here and now."""
+    from django.conf import settings
+
+    from pipeline import stages
+    from review.selectors import dashboard_snapshot
+
+    snapshot = dashboard_snapshot()
+    age = (timezone.now() - snapshot.computed_at).total_seconds() if snapshot else None
+    if age is None or age > settings.DASHBOARD_STALE_SECONDS:
+        return dashboard_snapshot_refresh(workspace_id=workspace_id)
+    if age > settings.DASHBOARD_REFRESH_SECONDS:
+        stages.emit(stages.DASHBOARD_STALE, workspace_id=workspace_id)
+    return snapshot

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -388,7 +389,8 @@ def associate(request, pk):
 
 @member_required()
 def dashboard(request):
-    figures = selectors.dashboard_figures()
+    snapshot = services.dashboard_snapshot_for_view(workspace_id=request.workspace.pk)
+    figures = selectors.dashboard_figures(counts=snapshot.figures_json, as_of=snapshot.computed_at)
     biggest = max(figures["open_by_reason"].values(), default=0) or 1
     row = 24  # SVG user units per bar
     bars = [
@@ -426,5 +428,6 @@ def dashboard(request):
             "reviewers_height": max(1, len(reviewers)) * row,
             "rate_pct": round(rate * 100) if rate is not None else None,
             "rate_dash": round((rate or 0) * 251.2, 1),
+            "refresh_seconds": round(settings.DASHBOARD_REFRESH_SECONDS),
         },
     )
