@@ -966,7 +966,10 @@ def pages_measure(infos: list[dict], samples: int) -> list[dict]:
             use_database(info["db"])
             for _ in range(2):
                 _get(clients[n], urls[n][page])
-            out[n][page] = {"queries": _main_query(clients[n], urls[n][page])[0]}
+            out[n][page] = {
+                "queries": _main_query(clients[n], urls[n][page])[0],
+                "rows": _rows(_get(clients[n], urls[n][page])),
+            }
         for _ in range(samples):
             for n, info in enumerate(infos):
                 use_database(info["db"])
@@ -981,7 +984,9 @@ def pages_measure(infos: list[dict], samples: int) -> list[dict]:
                 f"{_k(i['messages'])}: p50 {o[page]['p50']:.1f} ms p95 {o[page]['p95']:.1f} ms"
                 for i, o in zip(infos, out, strict=True)
             )
-            + f"  ({out[-1][page]['queries']} queries)"
+            + f"  ({out[-1][page]['queries']} queries; rows shown "
+            + " / ".join(str(o[page]["rows"]) for o in out)
+            + ")"
         )
     return out
 
@@ -1005,6 +1010,11 @@ def _get(client, url: str):
     if response.status_code != 200:
         raise BenchFailed(f"{url} answered {response.status_code}, not 200")
     return response
+
+
+def _rows(response) -> int:
+    """The table rows a page shows (its body's <tr>s): a page of 50 renders more than one of 3."""
+    return response.content.count(b"<tr") - response.content.count(b"<thead")
 
 
 def _p95(values: list[float]) -> float:
@@ -1441,20 +1451,22 @@ def tables_print(recs: dict, sizes: list[int], args) -> None:
     if all(pages.values()):
         print()
         print(
-            f"{'page':<24} | {'queries':>7} | {'p50 ' + s:>9} | {'p95 ' + s:>9} | {'p50 ' + L:>9} | {'p95 ' + L:>9} "
-            f"| p95 {L}/{s} (goal <= 1.5)"
+            f"{'page':<24} | {'queries':>7} | {'rows ' + s + '/' + L:>11} | {'p50 ' + s:>9} | {'p95 ' + s:>9} "
+            f"| {'p50 ' + L:>9} | {'p95 ' + L:>9} | p95 {L}/{s} (goal <= 1.5)"
         )
-        print("-" * 25 + "|---------" + "|-----------" * 4 + "|-------------------------")
+        print("-" * 25 + "|---------|-------------" + "|-----------" * 4 + "|-------------------------")
         for page, big in pages[large]["pages"].items():
             little = pages[small]["pages"].get(page)
             if not little:
                 print(
-                    f"{page:<24} | {big['queries']:>7} | {'?':>9} | {'?':>9} | {big['p50']:>9.1f} | {big['p95']:>9.1f} | ?"
+                    f"{page:<24} | {big['queries']:>7} | {'?':>11} | {'?':>9} | {'?':>9} | {big['p50']:>9.1f} "
+                    f"| {big['p95']:>9.1f} | ?"
                 )
                 continue
+            rows = f"{little.get('rows', '?')}/{big.get('rows', '?')}"
             print(
-                f"{page:<24} | {big['queries']:>7} | {little['p50']:>9.1f} | {little['p95']:>9.1f} | {big['p50']:>9.1f} | "
-                f"{big['p95']:>9.1f} | {big['p95'] / little['p95']:>6.2f}"
+                f"{page:<24} | {big['queries']:>7} | {rows:>11} | {little['p50']:>9.1f} | {little['p95']:>9.1f} "
+                f"| {big['p50']:>9.1f} | {big['p95']:>9.1f} | {big['p95'] / little['p95']:>6.2f}"
             )
         runs = {pages[t]["run"] for t in sizes}
         together = "measured together, interleaved" if len(runs) == 1 else "NOT measured in one run"
