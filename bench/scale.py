@@ -932,9 +932,17 @@ def _main_query(client, url: str, requests: int = 1) -> tuple[int, str]:
     candidates = [
         (statistics.median(r[i][0] for r in runs), q)
         for i, (_t, q) in enumerate(last)
-        if q.lstrip().upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
+        if _uncommented(q).upper().startswith(("SELECT", "WITH")) and not any(s in q for s in SKIP_MAIN)
     ]
     return len(last), (max(candidates)[1] if candidates else "")
+
+
+def _uncommented(sql: str) -> str:
+    """The statement after its leading ``--`` comment lines (the named queries of sql/ files)."""
+    lines = sql.lstrip().splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines).lstrip()
 
 
 def pages_main_queries(info: dict) -> dict[str, str]:
