@@ -13,11 +13,14 @@ from django.utils import timezone
 from jobs import db
 from jobs.models import Job
 from jobs.sql import query
+from workspaces.db import owner_connection
 from workspaces.rls import workspace_context
+from workspaces.tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BACKLOG = 2000
+WORKSPACES = 25
 RUNNING = 10  # running jobs are few (workers x prefetch): the recovery reads them all
 
 
@@ -60,12 +63,19 @@ def _read(plan: dict) -> list[tuple[str, str, int]]:
 def test_a_claim_reads_its_batch_not_the_backlog_of_other_tasks_and_workspaces(workspace, other_workspace, make_worker):
     # First in line: three jobs of a batched task in a workspace whose other jobs are many.
     _jobs(other_workspace, "test.batched", 3, age_minutes=60)
-    _jobs(other_workspace, "test.record", BACKLOG, age_minutes=30)
-    _jobs(other_workspace, "test.batched", BACKLOG, age_minutes=90, status="succeeded")
-    # Behind them: the same task in another workspace, and jobs running elsewhere.
-    _jobs(workspace, "test.batched", BACKLOG, age_minutes=30)
+    _jobs(other_workspace, "test.record", BACKLOG // 2, age_minutes=30)
+    _jobs(other_workspace, "test.batched", BACKLOG // 2, age_minutes=90, status="succeeded")
+    # Behind them: the same task in many other workspaces (as in production, where the
+    # statistics then tell the planner a workspace's share of the queue is small), and jobs
+    # running elsewhere.
+    for _ in range(WORKSPACES):
+        _jobs(WorkspaceFactory(), "test.batched", BACKLOG // WORKSPACES, age_minutes=30)
     _jobs(workspace, "test.batched", RUNNING, age_minutes=30, status="running")
     worker = make_worker()
+    # Analyzed as the owner (as autovacuum would): the plan follows this data, not whatever
+    # statistics earlier tests left on the table.
+    with owner_connection() as conn, conn.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
 
     with transaction.atomic():
         with db.queue_role(), connection.cursor() as cursor:
